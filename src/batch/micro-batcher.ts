@@ -1,0 +1,167 @@
+/**
+ * Micro-batching: ready windows are packed into one float32 buffer and scored with one run per batch,
+ * dispatched when the batch is full or its oldest window has waited maxDelayMs (Triton-style dynamic
+ * batching). One batch runs at a time and one more may wait; beyond that canAccept() is false and the
+ * pipeline stops pulling from the queue, so overload turns into backpressure, not memory.
+ */
+import type { ScoreOutput, Scorer } from '../model/scorer.js';
+import type { StreamWindow, WindowStore } from '../window/window-store.js';
+
+export class WindowBatch {
+  readonly input: Float32Array;
+  readonly streamIds: string[] = [];
+  readonly ts: Float64Array;
+  readonly receivedAt: Float64Array;
+  size = 0;
+
+  constructor(maxSize: number, windowValues: number) {
+    this.input = new Float32Array(maxSize * windowValues);
+    this.ts = new Float64Array(maxSize);
+    this.receivedAt = new Float64Array(maxSize);
+  }
+}
+
+export interface BatchResult {
+  batch: WindowBatch;
+  output: ScoreOutput;
+  scorer: Scorer;
+  /** Seconds the model run took. */
+  inferenceSeconds: number;
+}
+
+export interface BatchHooks {
+  /** Scores for every window of a batch, in the order the windows were added. */
+  onScored(result: BatchResult): void;
+  onFailed(batch: WindowBatch, error: Error): void;
+  /** Room for more windows again (the pipeline resumes draining the queue). */
+  onCapacity(): void;
+}
+
+export interface BatchOptions {
+  maxSize: number;
+  maxDelayMs: number;
+}
+
+export class MicroBatcher {
+  private readonly pool: WindowBatch[] = [];
+  private filling: WindowBatch;
+  private waiting: WindowBatch | null = null;
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private nextScorer: Scorer | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private readonly windowValues: number;
+
+  constructor(
+    private scorer: Scorer,
+    private readonly windows: WindowStore,
+    private readonly options: BatchOptions,
+    private readonly hooks: BatchHooks,
+  ) {
+    this.windowValues = scorer.manifest.window * scorer.manifest.channels.length;
+    this.filling = this.take();
+  }
+
+  get currentScorer(): Scorer {
+    return this.scorer;
+  }
+
+  canAccept(): boolean {
+    return this.filling.size < this.options.maxSize;
+  }
+
+  /** Copies the stream's current window into the filling batch. Call only when canAccept(). */
+  add(stream: StreamWindow): void {
+    const batch = this.filling;
+    const slot = batch.size++;
+    this.windows.copyWindow(stream, batch.input, slot * this.windowValues);
+    batch.streamIds[slot] = stream.streamId;
+    batch.ts[slot] = stream.lastTs;
+    batch.receivedAt[slot] = stream.lastReceivedAt;
+    if (batch.size === this.options.maxSize) this.seal();
+    else if (slot === 0 && this.timer === null) this.timer = setTimeout(this.onTimer, this.options.maxDelayMs);
+  }
+
+  /** A model with the same input shape takes over from the next batch on; the old one is released. */
+  swapScorer(next: Scorer): void {
+    this.nextScorer = next;
+    if (this.running === null) this.applySwap();
+  }
+
+  /** Dispatches whatever is filling and resolves once nothing is queued or running. */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.filling.size > 0 && this.waiting === null) this.seal();
+      if (this.running === null && this.waiting === null && this.filling.size === 0) return;
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    if (this.filling.size > 0) this.seal();
+  };
+
+  private take(): WindowBatch {
+    const batch = this.pool.pop() ?? new WindowBatch(this.options.maxSize, this.windowValues);
+    batch.size = 0;
+    return batch;
+  }
+
+  /** Closes the filling batch: it runs now, or waits behind the running one. */
+  private seal(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.running === null) {
+      const batch = this.filling;
+      this.filling = this.take();
+      this.run(batch);
+    } else if (this.waiting === null) {
+      this.waiting = this.filling;
+      this.filling = this.take();
+    }
+    // Otherwise the full batch stays in `filling` until the running one ends: canAccept() is false.
+  }
+
+  private run(batch: WindowBatch): void {
+    const scorer = this.scorer;
+    const started = performance.now();
+    this.running = scorer.score(batch.input, batch.size).then(
+      (output) => {
+        this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 });
+      },
+      (err: unknown) => {
+        this.hooks.onFailed(batch, err instanceof Error ? err : new Error(String(err)));
+      },
+    ).finally(() => this.finished(batch));
+  }
+
+  private finished(batch: WindowBatch): void {
+    this.running = null;
+    this.pool.push(batch);
+    if (this.nextScorer !== null) this.applySwap();
+    if (this.waiting !== null) {
+      const next = this.waiting;
+      this.waiting = null;
+      this.run(next);
+      if (this.filling.size === this.options.maxSize) this.seal();
+    } else if (this.filling.size > 0 && this.timer === null) {
+      this.seal();
+    }
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+    this.hooks.onCapacity();
+  }
+
+  private applySwap(): void {
+    const next = this.nextScorer;
+    if (next === null) return;
+    const old = this.scorer;
+    this.scorer = next;
+    this.nextScorer = null;
+    void old.release();
+  }
+}

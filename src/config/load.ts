@@ -1,0 +1,179 @@
+/** Loads the config file, applies SENTINEL_* environment overrides and validates it, failing with every problem listed. */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import cron from 'node-cron';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = 'config/sentinel.yaml';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Short aliases for the overrides operators set most; any key also works as SENTINEL_<SECTION>__<KEY>. */
+const envAliases: Record<string, string[]> = {
+  SENTINEL_NODE_NAME: ['nodeName'],
+  SENTINEL_BROKER_URL: ['broker', 'url'],
+  SENTINEL_BROKER_USERNAME: ['broker', 'username'],
+  SENTINEL_BROKER_PASSWORD: ['broker', 'password'],
+  SENTINEL_BROKER_PASSWORD_FILE: ['broker', 'passwordFile'],
+  SENTINEL_MODEL_PATH: ['model', 'path'],
+  SENTINEL_LOG_LEVEL: ['log', 'level'],
+  SENTINEL_HTTP_PORT: ['http', 'port'],
+  SENTINEL_HTTP_HOST: ['http', 'host'],
+};
+
+const hints: Array<[RegExp, string]> = [
+  [/^broker\.url$/, 'use mqtt://host:1883 (or mqtts:// for TLS), or null for the embedded broker'],
+  [/^subscriptions/, 'each subscription needs a topic such as "sensors/+/telemetry" and a format: json-value | json-values | number'],
+  [/^model\.executionProviders/, 'use a list of "cuda" and "cpu", e.g. ["cuda", "cpu"]'],
+  [/^queue\.dropPolicy/, 'use drop-oldest or drop-newest'],
+  [/^log\.level/, 'use one of fatal, error, warn, info, debug, trace'],
+  [/port$/, 'use a TCP port number 1-65535 (0 = pick a free one)'],
+  [/^schedule\./, 'use a 5- or 6-field cron expression, e.g. "*/30 * * * * *"'],
+];
+
+function hintFor(path: string): string {
+  for (const [pattern, hint] of hints) if (pattern.test(path)) return hint;
+  return 'see config/sentinel.yaml for every key with its default';
+}
+
+function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const path = issue.path.map(String).join('.') || '(root)';
+    return `${path}: ${issue.message} — fix: ${hintFor(path)}`;
+  });
+}
+
+function parseEnvValue(raw: string): unknown {
+  const trimmed = raw.trim();
+  if (/^(-?\d+(\.\d+)?|true|false|null|\[.*\]|\{.*\})$/s.test(trimmed)) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i] as string;
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+/** Applies SENTINEL_* variables: aliases first, then SENTINEL_SECTION__KEY paths (camelCase kept as written). */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const [name, path] of Object.entries(envAliases)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(out, path, parseEnvValue(value));
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('SENTINEL_') || !name.includes('__') || value === undefined) continue;
+    const path = name
+      .slice('SENTINEL_'.length)
+      .split('__')
+      .map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
+    setPath(out, path, parseEnvValue(value));
+  }
+  if (out.nodeName === undefined) out.nodeName = hostname();
+  return out;
+}
+
+function readFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read file: ${(err as Error).message} — fix: pass --config <file> or create it`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(path, [`not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(path, ['(root): must be a mapping of keys to values']);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Replaces ${nodeName} in the keys that name per-node things. */
+function substituteNodeName(config: Config): Config {
+  const sub = (s: string): string => s.replaceAll('${nodeName}', config.nodeName);
+  return {
+    ...config,
+    broker: { ...config.broker, clientId: sub(config.broker.clientId) },
+    subscriptions: config.subscriptions.map((s) => ({ ...s, topic: sub(s.topic) })),
+  };
+}
+
+export interface LoadOptions {
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Loads and validates; throws ConfigError listing every problem by field path. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const path = options.path ?? env.SENTINEL_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const explicit = options.path !== undefined || env.SENTINEL_CONFIG !== undefined;
+  const raw = explicit || existsSync(path) ? readFile(path) : {};
+  return validateConfig(applyEnv(raw, env), path);
+}
+
+export function validateConfig(raw: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
+  const problems: string[] = [];
+  const { broker } = result.data;
+  if (broker.reconnectMaxMs < broker.reconnectMinMs) {
+    problems.push('broker.reconnectMaxMs: is below reconnectMinMs — fix: raise reconnectMaxMs');
+  }
+  if (broker.tls && (broker.tls.certFile === undefined) !== (broker.tls.keyFile === undefined)) {
+    problems.push('broker.tls: certFile and keyFile go together — fix: set both for mutual TLS, or neither');
+  }
+  if (broker.password !== undefined && broker.passwordFile !== undefined) {
+    problems.push('broker.passwordFile: both password and passwordFile are set — fix: keep one');
+  }
+  for (const [key, expression] of Object.entries(result.data.schedule)) {
+    if (!cron.validate(expression)) {
+      problems.push(`schedule.${key}: "${expression}" is not a valid cron expression — fix: ${hintFor('schedule.')}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return substituteNodeName(result.data);
+}
+
+const secretKeys = new Set(['password']);
+
+/** A copy safe to print or log: secrets replaced by "[redacted]". */
+export function redactConfig(config: Config): unknown {
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk);
+    if (value && typeof value === 'object') {
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, secretKeys.has(k) && v !== undefined ? '[redacted]' : walk(v)]),
+      );
+    }
+    return value;
+  };
+  return walk(config);
+}

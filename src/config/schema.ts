@@ -1,0 +1,152 @@
+/** The daemon's configuration schema: the single source of truth for keys, defaults and docs. */
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+
+export const payloadFormats = ['json-value', 'json-values', 'number'] as const;
+export type PayloadFormat = (typeof payloadFormats)[number];
+
+export const subscriptionSchema = z.object({
+  topic: z
+    .string()
+    .min(1)
+    .describe('MQTT topic filter with + / # wildcards; ${nodeName} is replaced by the node name'),
+  stream: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('stream id template: {1}, {2}… are the values of the wildcards in order; default: all of them joined by "/"'),
+  channel: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('for json-value/number payloads: channel name or template such as {2}; default: the model\'s only channel'),
+  format: z.enum(payloadFormats).default('json-values').describe('payload format of this topic'),
+  qos: z.union([z.literal(0), z.literal(1)]).default(1).describe('subscription QoS (1 = no loss, backpressure)'),
+});
+export type SubscriptionConfig = z.infer<typeof subscriptionSchema>;
+
+export const tlsSchema = z.object({
+  caFile: z.string().optional().describe('PEM file of the CA that signed the broker certificate'),
+  certFile: z.string().optional().describe('PEM client certificate for mutual TLS'),
+  keyFile: z.string().optional().describe('PEM private key for the client certificate'),
+  rejectUnauthorized: z.boolean().default(true).describe('verify the broker certificate'),
+});
+
+export const brokerSchema = z.object({
+  url: z
+    .string()
+    .regex(/^(mqtts?|wss?|tcp|ssl):\/\/[^\s]+$/, 'must look like mqtt://host:1883 or mqtts://host:8883')
+    .nullable()
+    .default(null)
+    .describe('broker URL; null starts an embedded broker on embedded.host:embedded.port'),
+  clientId: z.string().min(1).default('sentinel-${nodeName}').describe('fixed client id (persistent session)'),
+  protocolVersion: z.union([z.literal(5), z.literal(4)]).default(5).describe('5 = MQTT 5, 4 = MQTT 3.1.1'),
+  username: z.string().optional().describe('broker user name'),
+  password: z.string().optional().describe('broker password (prefer passwordFile or SENTINEL_BROKER_PASSWORD)'),
+  passwordFile: z.string().optional().describe('file holding the broker password, e.g. a mounted Secret'),
+  tls: tlsSchema.optional().describe('TLS / mutual TLS settings'),
+  keepaliveSeconds: z.number().int().min(1).max(65535).default(30).describe('MQTT keepalive'),
+  sessionExpirySeconds: z
+    .number()
+    .int()
+    .min(0)
+    .default(86_400)
+    .describe('how long the broker keeps the session (and queued QoS 1 messages) while disconnected'),
+  reconnectMinMs: z.number().int().min(10).default(500).describe('first reconnect delay'),
+  reconnectMaxMs: z.number().int().min(10).default(30_000).describe('reconnect delay cap (exponential backoff)'),
+  embedded: z
+    .object({
+      host: z.string().default('127.0.0.1').describe('embedded broker bind address'),
+      port: port.default(1883).describe('embedded broker port'),
+    })
+    .prefault({}),
+});
+
+export const configSchema = z.object({
+  nodeName: z.string().min(1).default('localhost').describe('node name (Kubernetes: spec.nodeName via the downward API)'),
+  broker: brokerSchema.prefault({}),
+  subscriptions: z
+    .array(subscriptionSchema)
+    .min(1)
+    .default([{ topic: 'sensors/+/telemetry', format: 'json-values', qos: 1 }])
+    .describe('topics to read telemetry from'),
+  ingest: z
+    .object({
+      maxPayloadBytes: z.number().int().min(16).default(16_384).describe('larger payloads are rejected unparsed'),
+    })
+    .prefault({}),
+  queue: z
+    .object({
+      capacity: z.number().int().min(1).max(1_000_000).default(4096).describe('bounded queue capacity (readings)'),
+      dropPolicy: z
+        .enum(['drop-oldest', 'drop-newest'])
+        .default('drop-oldest')
+        .describe('QoS 0 only: what to drop when the queue is full (QoS 1 applies backpressure instead)'),
+    })
+    .prefault({}),
+  window: z
+    .object({
+      staleAfterMs: z.number().int().min(1).default(60_000).describe('a stream silent this long is stale (data gap)'),
+      idleTtlMs: z.number().int().min(1).default(3_600_000).describe('a stream silent this long is evicted'),
+      maxStreams: z.number().int().min(1).default(250_000).describe('readings of new streams beyond this are rejected'),
+    })
+    .prefault({}),
+  batch: z
+    .object({
+      maxSize: z.number().int().min(1).max(65_536).default(256).describe('windows per inference run'),
+      maxDelayMs: z.number().min(0).default(5).describe('longest a ready window waits for its batch to fill'),
+    })
+    .prefault({}),
+  model: z
+    .object({
+      path: z.string().min(1).default('models/default.onnx').describe('ONNX model; its manifest is the .json beside it'),
+      executionProviders: z
+        .array(z.enum(['cuda', 'cpu']))
+        .min(1)
+        .default(['cpu'])
+        .describe('tried in order; CPU is the fallback'),
+      intraOpThreads: z.number().int().min(1).default(1).describe('onnxruntime intra-op threads'),
+      warmupRuns: z.number().int().min(1).default(3).describe('inference runs before the daemon reports ready'),
+    })
+    .prefault({}),
+  alert: z
+    .object({
+      prefix: z.string().min(1).default('sentinel/alerts').describe('alerts go to <prefix>/<streamId>'),
+      statusPrefix: z.string().min(1).default('sentinel/status').describe('retained status at <statusPrefix>/<nodeName>'),
+      topChannels: z.number().int().min(0).default(3).describe('contributing channels named in an alert'),
+    })
+    .prefault({}),
+  http: z
+    .object({
+      host: z.string().default('0.0.0.0').describe('metrics and probes bind address'),
+      port: port.default(9464).describe('metrics and probes port'),
+    })
+    .prefault({}),
+  log: z
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level'),
+      rejectLogIntervalMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(10_000)
+        .describe('at most one warning per rejection reason per interval'),
+    })
+    .prefault({}),
+  schedule: z
+    .object({
+      heartbeat: z.string().default('*/30 * * * * *').describe('cron: republish the retained status'),
+      summary: z.string().default('0 * * * * *').describe('cron: log a one-line summary'),
+      staleCheck: z.string().default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
+    })
+    .prefault({}),
+  shutdown: z
+    .object({
+      graceMs: z.number().int().min(100).default(10_000).describe('drain budget on SIGTERM before a forced exit'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,375 @@
+/**
+ * The composition root: wires ingest → queue → windows → batches → model → decisions → alerts, owns
+ * the lifecycle (start in data-path order, stop intake first and flush outputs last).
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { MqttClient } from 'mqtt';
+import { alertEventId, topChannels, type Alert, type Status } from './alert/alert.js';
+import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
+import { BoundedQueue } from './queue/bounded-queue.js';
+import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
+import { connectBroker } from './broker/connection.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
+import type { Config } from './config/schema.js';
+import { HysteresisDecider } from './decide/hysteresis.js';
+import { MqttIngest, type ReadingSink } from './ingest/mqtt-ingest.js';
+import { PayloadParser } from './ingest/payload.js';
+import type { Reading, RejectReason } from './ingest/reading.js';
+import { compileRule, type TopicRule } from './ingest/topic.js';
+import { loadModel, type Scorer } from './model/scorer.js';
+import { RateLimitedWarner, type Logger } from './observe/log.js';
+import { SentinelMetrics } from './observe/metrics.js';
+import { ProbeServer, type Readiness } from './observe/probe-server.js';
+import { WindowStore } from './window/window-store.js';
+
+/** Compiles the subscription rules; throws naming the config field on a bad template. */
+export function compileRules(config: Config): TopicRule[] {
+  return config.subscriptions.map((sub, i) => compileRule(sub, i));
+}
+
+interface BlockedReading {
+  reading: Reading;
+  ack: () => void;
+}
+
+export class Daemon implements ReadingSink {
+  readonly metrics: SentinelMetrics;
+  private readonly warner: RateLimitedWarner;
+  private readonly probes: ProbeServer;
+  private scorer: Scorer | null = null;
+  private queue!: BoundedQueue<Reading>;
+  private windows!: WindowStore;
+  private batcher!: MicroBatcher;
+  private decider!: HysteresisDecider;
+  private alerts!: AlertSink;
+  private ingest: MqttIngest | null = null;
+  private client: MqttClient | null = null;
+  private embedded: EmbeddedBroker | null = null;
+  private tasks: ScheduledTask[] = [];
+  private blocked: BlockedReading | null = null;
+  private pumping = false;
+  private stopping = false;
+  private connected = false;
+  private readonly startedAt = new Date().toISOString();
+  private readonly receivedBy = new Map<TopicRule | null, { inc(): void }>();
+  private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
+  /** Port the probe server listens on (useful when configured as 0). */
+  httpPort = 0;
+  /** URL of the broker in use (the embedded one when none is configured). */
+  brokerUrl = '';
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.metrics = new SentinelMetrics();
+    this.warner = new RateLimitedWarner(log, config.log.rejectLogIntervalMs);
+    this.probes = new ProbeServer(this.metrics.registry, () => this.readiness());
+  }
+
+  readiness(): Readiness {
+    const ready = this.connected && this.scorer !== null && !this.stopping;
+    this.metrics.ready.set(ready ? 1 : 0);
+    return {
+      ready,
+      detail: {
+        broker: this.connected ? 'connected' : 'disconnected',
+        model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
+        provider: this.scorer?.provider ?? null,
+        stopping: this.stopping,
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    const { config, log, metrics } = this;
+    const rules = compileRules(config);
+    this.httpPort = await this.probes.start(config.http.host, config.http.port);
+    log.info({ host: config.http.host, port: this.httpPort }, 'metrics and probes listening');
+
+    const scorer = await loadModel(config.model.path, {
+      executionProviders: config.model.executionProviders,
+      intraOpThreads: config.model.intraOpThreads,
+      warmupRuns: config.model.warmupRuns,
+      maxBatch: config.batch.maxSize,
+      onFallback: (provider, err) =>
+        log.warn({ provider, err: err.message }, `execution provider ${provider} unavailable, falling back to the next one`),
+    });
+    this.scorer = scorer;
+    const { manifest } = scorer;
+    metrics.setModel(manifest.name, manifest.version, scorer.provider);
+    log.info(
+      { model: manifest.name, version: manifest.version, provider: scorer.provider, window: manifest.window, channels: manifest.channels },
+      'model loaded and warmed up',
+    );
+
+    this.queue = new BoundedQueue<Reading>(config.queue.capacity);
+    metrics.queueCapacity.set(config.queue.capacity);
+    this.windows = new WindowStore({
+      window: manifest.window,
+      channels: manifest.channels.length,
+      maxStreams: config.window.maxStreams,
+      staleAfterMs: config.window.staleAfterMs,
+      idleTtlMs: config.window.idleTtlMs,
+      normalization: manifest.normalization,
+    });
+    this.decider = new HysteresisDecider(manifest.policy);
+    this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
+      onScored: (result) => this.onScored(result),
+      onFailed: (batch, err) => this.onBatchFailed(batch, err),
+      onCapacity: () => this.pump(),
+    });
+
+    let url = config.broker.url;
+    let protocolVersion = config.broker.protocolVersion;
+    if (url === null) {
+      this.embedded = await startEmbeddedBroker(config.broker.embedded.host, config.broker.embedded.port);
+      url = this.embedded.url;
+      protocolVersion = 4; // aedes speaks MQTT 3.1.1 only
+      log.info({ url }, 'no broker configured: started the embedded broker');
+    }
+    this.brokerUrl = url;
+    const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
+    const client = connectBroker(
+      { ...config.broker, protocolVersion },
+      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) } },
+    );
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.connected = true;
+      metrics.brokerConnected.set(1);
+      log.info({ url, sessionPresent: connack.sessionPresent }, 'connected to broker');
+      this.publishStatus('online');
+    });
+    client.on('close', () => {
+      if (this.connected) log.warn({ url }, 'disconnected from broker');
+      this.connected = false;
+      metrics.brokerConnected.set(0);
+    });
+    client.on('reconnect', () => {
+      metrics.brokerReconnects.inc();
+      log.info({ url, nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
+    });
+    client.on('error', (err) => this.warner.warn('broker-error', { err: err.message }, 'broker connection error'));
+
+    this.alerts = new MqttAlertPublisher(client, config.alert.prefix, {
+      onPublished: () => metrics.alertsPublished.inc(),
+      onFailed: (alert, err) => {
+        metrics.alertPublishFailures.inc();
+        log.error({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert publish failed');
+      },
+    });
+    const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes);
+    this.ingest = new MqttIngest(client, rules, parser, this, {
+      onReceived: (rule) => this.counterFor(this.receivedBy, rule, () => metrics.messagesReceived.labels(rule?.filter ?? 'none')).inc(),
+      onRejected: (reason, detail, t) => this.reject(reason, detail, t),
+    });
+    this.ingest.start();
+    this.schedule();
+  }
+
+  private counterFor<K>(cache: Map<K, { inc(): void }>, key: K, make: () => { inc(): void }): { inc(): void } {
+    let counter = cache.get(key);
+    if (counter === undefined) {
+      counter = make();
+      cache.set(key, counter);
+    }
+    return counter;
+  }
+
+  private reject(reason: RejectReason, detail: string, where: string): void {
+    this.counterFor(this.rejectedBy, reason, () => this.metrics.readingsRejected.labels(reason)).inc();
+    this.warner.warn(`reject:${reason}`, { reason, detail, where: where.slice(0, 200) }, 'rejected bad input');
+  }
+
+  /** ReadingSink: queue the reading, applying backpressure (QoS 1) or the drop policy (QoS 0) when full. */
+  offer(reading: Reading, qos: 0 | 1, ack: () => void): void {
+    if (this.queue.offer(reading)) {
+      this.metrics.readingsQueued.inc();
+      ack();
+    } else if (qos === 1) {
+      this.blocked = { reading, ack };
+      this.metrics.backpressureWaits.inc();
+    } else if (this.config.queue.dropPolicy === 'drop-newest') {
+      this.metrics.readingsDropped.labels('queue_full_drop_newest').inc();
+      ack();
+    } else {
+      this.queue.offerDropOldest(reading);
+      this.metrics.readingsQueued.inc();
+      this.metrics.readingsDropped.labels('queue_full_drop_oldest').inc();
+      ack();
+    }
+    this.pump();
+  }
+
+  /** Moves readings from the queue into windows while the batcher has room. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const now = Date.now();
+    while (this.batcher.canAccept()) {
+      const reading = this.queue.poll();
+      if (reading === undefined) break;
+      const outcome = this.windows.push(reading, now);
+      if (typeof outcome === 'object') this.batcher.add(outcome);
+      else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
+      if (this.blocked !== null && this.queue.offer(this.blocked.reading)) {
+        const { ack } = this.blocked;
+        this.blocked = null;
+        this.metrics.readingsQueued.inc();
+        ack();
+      }
+    }
+    this.pumping = false;
+    this.metrics.queueDepth.set(this.queue.size);
+  }
+
+  private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
+    const { metrics } = this;
+    const { manifest } = scorer;
+    const channels = manifest.channels.length;
+    const now = performance.now();
+    metrics.batchSize.observe(batch.size);
+    metrics.inferenceDuration.observe(inferenceSeconds);
+    metrics.windowsScored.inc(batch.size);
+    for (let i = 0; i < batch.size; i++) {
+      const streamId = batch.streamIds[i] as string;
+      const ts = batch.ts[i] as number;
+      const score = output.scores[i] as number;
+      const event = this.decider.decide(streamId, ts, score);
+      metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
+      if (event === null) continue;
+      const alert: Alert = {
+        eventId: alertEventId(streamId, event, ts, manifest.version),
+        type: event,
+        streamId,
+        nodeName: this.config.nodeName,
+        recordTs: new Date(ts).toISOString(),
+        detectedAt: new Date().toISOString(),
+        score,
+        thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
+        model: { name: manifest.name, version: manifest.version },
+        topChannels: topChannels(manifest.channels, output.contributions, i * channels, this.config.alert.topChannels),
+      };
+      if (event === 'resolved') alert.peakScore = this.decider.peakScore(streamId);
+      metrics.alerts.labels(event).inc();
+      this.log.info({ eventId: alert.eventId, type: event, streamId, score, topChannels: alert.topChannels }, `alert ${event}`);
+      this.alerts.send(alert);
+    }
+    metrics.alertsActive.set(this.decider.activeAlerts);
+  }
+
+  private onBatchFailed(batch: WindowBatch, err: Error): void {
+    this.metrics.windowsFailed.inc(batch.size);
+    this.log.error({ err: err.message, windows: batch.size }, 'inference run failed; its windows are not scored');
+  }
+
+  private status(state: Status['state']): Status {
+    const now = new Date().toISOString();
+    return {
+      state,
+      nodeName: this.config.nodeName,
+      clientId: this.config.broker.clientId,
+      model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version } : null,
+      provider: this.scorer?.provider ?? null,
+      startedAt: this.startedAt,
+      updatedAt: now,
+    };
+  }
+
+  private publishStatus(state: Status['state']): Promise<void> {
+    const client = this.client;
+    if (client === null) return Promise.resolve();
+    const topic = statusTopic(this.config.alert.statusPrefix, this.config.nodeName);
+    return publishStatus(client, topic, this.status(state)).catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'status publish failed'),
+    );
+  }
+
+  private schedule(): void {
+    const { schedule } = this.config;
+    const add = (expression: string, name: string, job: () => void): void => {
+      this.tasks.push(cron.schedule(expression, job, { name, noOverlap: true }));
+    };
+    add(schedule.heartbeat, 'heartbeat', () => {
+      if (this.connected) void this.publishStatus('online');
+    });
+    add(schedule.summary, 'summary', () => void this.logSummary());
+    add(schedule.staleCheck, 'stale-check', () => this.sweep());
+  }
+
+  /** Marks stale streams (data gaps, not anomalies) and evicts idle ones. */
+  sweep(now = Date.now()): void {
+    const { becameStale, evicted } = this.windows.sweep(now);
+    for (const streamId of evicted) this.decider.forget(streamId);
+    if (becameStale.length > 0) {
+      this.metrics.dataGaps.inc(becameStale.length);
+      this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
+    }
+    if (evicted.length > 0) this.metrics.streamsEvicted.inc(evicted.length);
+    this.metrics.streamsActive.set(this.windows.size);
+    this.metrics.streamsStale.set(this.windows.staleCount);
+    this.metrics.alertsActive.set(this.decider.activeAlerts);
+  }
+
+  private async logSummary(): Promise<void> {
+    const value = async (name: string): Promise<number> => {
+      const metric = await this.metrics.registry.getSingleMetric(name)?.get();
+      return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+    };
+    this.log.info(
+      {
+        received: await value('sentinel_messages_received_total'),
+        rejected: await value('sentinel_readings_rejected_total'),
+        dropped: await value('sentinel_readings_dropped_total'),
+        scored: await value('sentinel_windows_scored_total'),
+        alerts: await value('sentinel_alerts_total'),
+        streams: this.windows.size,
+        stale: this.windows.staleCount,
+        queueDepth: this.queue.size,
+        broker: this.connected ? 'connected' : 'disconnected',
+      },
+      'summary',
+    );
+  }
+
+  /**
+   * Graceful stop: stop intake, drain the queue through scoring and decisions, flush alerts,
+   * publish offline status, disconnect. Resolves false if the grace period ran out first.
+   */
+  async stop(): Promise<boolean> {
+    if (this.stopping) return true;
+    this.stopping = true;
+    this.metrics.ready.set(0);
+    this.ingest?.stopIntake();
+    for (const task of this.tasks) await task.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.config.shutdown.graceMs);
+    });
+    const drained = await Promise.race([this.drain().then(() => true as const), expired]);
+    clearTimeout(timer);
+    if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.queue?.size }, 'grace period ran out before the drain finished');
+    if (this.client) {
+      if (this.connected) await this.publishStatus('offline');
+      const client = this.client;
+      await new Promise<void>((resolve) => client.end(!drained, {}, () => resolve()));
+    }
+    if (this.embedded) await this.embedded.stop();
+    await this.scorer?.release();
+    await this.probes.stop();
+    this.log.info({ drained }, 'stopped');
+    return drained;
+  }
+
+  private async drain(): Promise<void> {
+    if (!this.batcher) return;
+    for (;;) {
+      this.pump();
+      if (this.queue.size === 0 && this.blocked === null) break;
+      await this.batcher.drain();
+    }
+    await this.batcher.drain();
+    await this.alerts.flush();
+  }
+}

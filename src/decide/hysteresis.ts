@@ -1,0 +1,78 @@
+/** Decisions: per-stream hysteresis over window scores, so one fault gives one `raised` and one `resolved`. */
+import type { DecisionPolicy } from '../model/manifest.js';
+
+export type DecisionEvent = 'raised' | 'resolved';
+
+interface StreamDecisionState {
+  raised: boolean;
+  above: number;
+  below: number;
+  cooldownUntil: number;
+  /** Highest score while raised, reported with `resolved`. */
+  peak: number;
+}
+
+export class HysteresisDecider {
+  private readonly streams = new Map<string, StreamDecisionState>();
+  private raisedCount = 0;
+
+  constructor(private policy: DecisionPolicy) {}
+
+  /** A new model's policy applies from the next score on; stream states carry over. */
+  setPolicy(policy: DecisionPolicy): void {
+    this.policy = policy;
+  }
+
+  get activeAlerts(): number {
+    return this.raisedCount;
+  }
+
+  isRaised(streamId: string): boolean {
+    return this.streams.get(streamId)?.raised ?? false;
+  }
+
+  peakScore(streamId: string): number {
+    return this.streams.get(streamId)?.peak ?? Number.NaN;
+  }
+
+  /** Applies one score (record time `ts`, epoch ms) and returns the event it causes, if any. */
+  decide(streamId: string, ts: number, score: number): DecisionEvent | null {
+    let state = this.streams.get(streamId);
+    if (state === undefined) {
+      state = { raised: false, above: 0, below: 0, cooldownUntil: Number.NEGATIVE_INFINITY, peak: Number.NaN };
+      this.streams.set(streamId, state);
+    }
+    const p = this.policy;
+    if (!state.raised) {
+      // NaN never counts as above: a broken score must not raise alerts.
+      state.above = score >= p.raiseThreshold ? state.above + 1 : 0;
+      if (state.above >= p.raiseAfter && ts >= state.cooldownUntil) {
+        state.raised = true;
+        state.above = 0;
+        state.below = 0;
+        state.peak = score;
+        this.raisedCount++;
+        return 'raised';
+      }
+      return null;
+    }
+    if (score > state.peak) state.peak = score;
+    state.below = score < p.clearThreshold ? state.below + 1 : 0;
+    if (state.below >= p.resolveAfter) {
+      state.raised = false;
+      state.below = 0;
+      state.above = 0;
+      state.cooldownUntil = ts + p.cooldownMs;
+      this.raisedCount--;
+      return 'resolved';
+    }
+    return null;
+  }
+
+  /** Drops an evicted stream's state (an open alert on it is forgotten with it). */
+  forget(streamId: string): void {
+    const state = this.streams.get(streamId);
+    if (state?.raised) this.raisedCount--;
+    this.streams.delete(streamId);
+  }
+}

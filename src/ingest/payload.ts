@@ -1,0 +1,138 @@
+/** Wire payloads in: the zod schemas of telemetry messages and the parser that turns bytes into readings. */
+import { z } from 'zod';
+import type { PayloadFormat } from '../config/schema.js';
+import type { ParseResult, RejectReason } from './reading.js';
+
+const timestampSchema = z.union([z.number(), z.string().max(64)]).optional();
+
+/** `{"ts": 1718000000000, "value": 21.3}` — one channel per message (channel from the topic rule). */
+export const singleValuePayloadSchema = z.object({ ts: timestampSchema, value: z.number() });
+/** `{"ts": "2026-01-01T00:00:00Z", "values": {"pressure": 1.2, "temperature": 71}}` — every channel at once. */
+export const multiValuePayloadSchema = z.object({
+  ts: timestampSchema,
+  values: z.record(z.string().max(256), z.number()),
+});
+export type SingleValuePayload = z.infer<typeof singleValuePayloadSchema>;
+export type MultiValuePayload = z.infer<typeof multiValuePayloadSchema>;
+
+const numberText = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+const nonFiniteText = /^\s*[-+]?(nan|inf|infinity)\s*$/i;
+
+function reject(reason: RejectReason, detail: string): ParseResult {
+  return { ok: false, reason, detail };
+}
+
+/** Epoch ms from a payload timestamp: a number is epoch ms, a string is ISO-8601 or epoch ms as text. */
+function toEpochMs(ts: number | string): number {
+  if (typeof ts === 'number') return Number.isFinite(ts) && ts >= 0 ? ts : Number.NaN;
+  if (numberText.test(ts)) return toEpochMs(Number(ts));
+  return Date.parse(ts);
+}
+
+function hasNonFinite(value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value);
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) if (typeof v === 'number' && !Number.isFinite(v)) return true;
+  }
+  return false;
+}
+
+export class PayloadParser {
+  private readonly channelIndex: Map<string, number>;
+
+  constructor(
+    private readonly channels: readonly string[],
+    private readonly maxPayloadBytes: number,
+  ) {
+    this.channelIndex = new Map(channels.map((name, i) => [name, i]));
+  }
+
+  /**
+   * Parses one message. `channel` is the rule's channel name (null: the payload or the model decides).
+   * `now` is wall-clock epoch ms, used when the payload has no ts.
+   */
+  parse(
+    format: PayloadFormat,
+    streamId: string,
+    channel: string | null,
+    payload: Uint8Array,
+    now: number,
+    receivedAt: number,
+  ): ParseResult {
+    if (payload.byteLength > this.maxPayloadBytes) {
+      return reject('oversized', `${payload.byteLength} bytes > ingest.maxPayloadBytes ${this.maxPayloadBytes}`);
+    }
+    const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
+    if (format === 'number') return this.parseNumber(text, streamId, channel, now, receivedAt);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return reject('malformed', 'not valid JSON');
+    }
+    return format === 'json-values'
+      ? this.parseMulti(json, streamId, now, receivedAt)
+      : this.parseSingle(json, streamId, channel, now, receivedAt);
+  }
+
+  private resolveChannel(channel: string | null): number | RejectReason {
+    if (channel === null) return this.channels.length === 1 ? 0 : 'wrong_channel_count';
+    return this.channelIndex.get(channel) ?? 'unknown_channel';
+  }
+
+  private parseNumber(text: string, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
+    if (!numberText.test(text)) {
+      return nonFiniteText.test(text) ? reject('non_finite', 'value is not finite') : reject('malformed', 'not a number');
+    }
+    const value = Number(text);
+    if (!Number.isFinite(value)) return reject('non_finite', 'value is not finite');
+    const index = this.resolveChannel(channel);
+    if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
+    return { ok: true, reading: { streamId, ts: now, tsFromPayload: false, receivedAt, channel: index, value, values: null } };
+  }
+
+  private parseSingle(json: unknown, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
+    const parsed = singleValuePayloadSchema.safeParse(json);
+    if (!parsed.success) {
+      if (json && typeof json === 'object' && hasNonFinite((json as { value?: unknown }).value)) {
+        return reject('non_finite', 'value is not finite');
+      }
+      return reject('invalid_payload', 'expected {"ts"?: number|string, "value": number}');
+    }
+    const ts = parsed.data.ts === undefined ? now : toEpochMs(parsed.data.ts);
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
+    const index = this.resolveChannel(channel);
+    if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
+    return {
+      ok: true,
+      reading: { streamId, ts, tsFromPayload: parsed.data.ts !== undefined, receivedAt, channel: index, value: parsed.data.value, values: null },
+    };
+  }
+
+  private parseMulti(json: unknown, streamId: string, now: number, receivedAt: number): ParseResult {
+    const parsed = multiValuePayloadSchema.safeParse(json);
+    if (!parsed.success) {
+      if (json && typeof json === 'object' && hasNonFinite((json as { values?: unknown }).values)) {
+        return reject('non_finite', 'a value is not finite');
+      }
+      return reject('invalid_payload', 'expected {"ts"?: number|string, "values": {channel: number, …}}');
+    }
+    const ts = parsed.data.ts === undefined ? now : toEpochMs(parsed.data.ts);
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
+    const values = new Float32Array(this.channels.length);
+    let seen = 0;
+    for (const name in parsed.data.values) {
+      const index = this.channelIndex.get(name);
+      if (index === undefined) return reject('unknown_channel', `channel "${name.slice(0, 64)}" is not one of the model's channels`);
+      values[index] = parsed.data.values[name] as number;
+      seen++;
+    }
+    if (seen !== this.channels.length) {
+      return reject('wrong_channel_count', `${seen} channels, the model needs ${this.channels.length}: ${this.channels.join(', ')}`);
+    }
+    return {
+      ok: true,
+      reading: { streamId, ts, tsFromPayload: parsed.data.ts !== undefined, receivedAt, channel: -1, value: 0, values },
+    };
+  }
+}

@@ -1,0 +1,89 @@
+/** Topic rules: match a concrete topic against a subscription filter and derive the stream id and channel. */
+import type { PayloadFormat, SubscriptionConfig } from '../config/schema.js';
+
+export interface TopicRule {
+  readonly filter: string;
+  readonly format: PayloadFormat;
+  readonly qos: 0 | 1;
+  /** Index of this rule in the config, for per-subscription metrics. */
+  readonly index: number;
+  match(topic: string): TopicMatch | null;
+}
+
+export interface TopicMatch {
+  streamId: string;
+  /** Channel name from the rule (literal or template); null when the payload or model decides. */
+  channel: string | null;
+}
+
+type TemplatePart = string | number;
+
+function compileTemplate(template: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  const re = /\{(\d+)\}/g;
+  let last = 0;
+  for (let m = re.exec(template); m; m = re.exec(template)) {
+    if (m.index > last) parts.push(template.slice(last, m.index));
+    parts.push(Number(m[1]) - 1);
+    last = m.index + m[0].length;
+  }
+  if (last < template.length) parts.push(template.slice(last));
+  return parts;
+}
+
+function render(parts: TemplatePart[], wildcards: string[]): string {
+  let out = '';
+  for (const part of parts) out += typeof part === 'number' ? (wildcards[part] ?? '') : part;
+  return out;
+}
+
+/** Throws with the subscription's field path when a template refers to a wildcard the filter lacks. */
+export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
+  const levels = sub.topic.split('/');
+  const wildcardCount = levels.filter((l) => l === '+' || l === '#').length;
+  const hashAt = levels.indexOf('#');
+  if (hashAt !== -1 && hashAt !== levels.length - 1) {
+    throw new Error(`subscriptions.${index}.topic: "#" must be the last level — fix: e.g. "sensors/#"`);
+  }
+  const streamParts = compileTemplate(sub.stream ?? levels.map((_, i) => i).filter((i) => levels[i] === '+' || levels[i] === '#').map((_, n) => `{${n + 1}}`).join('/'));
+  const channelParts = sub.channel === undefined ? null : compileTemplate(sub.channel);
+  for (const [key, parts] of [['stream', streamParts], ['channel', channelParts ?? []]] as const) {
+    for (const part of parts) {
+      if (typeof part === 'number' && (part < 0 || part >= wildcardCount)) {
+        throw new Error(
+          `subscriptions.${index}.${key}: {${part + 1}} refers to wildcard ${part + 1} but "${sub.topic}" has ${wildcardCount} — fix: use {1}..{${wildcardCount}}`,
+        );
+      }
+    }
+  }
+  const hasStreamText = streamParts.length > 0;
+  const wildcards: string[] = [];
+  return {
+    filter: sub.topic,
+    format: sub.format,
+    qos: sub.qos,
+    index,
+    match(topic: string): TopicMatch | null {
+      const actual = topic.split('/');
+      wildcards.length = 0;
+      for (let i = 0; i < levels.length; i++) {
+        const level = levels[i];
+        if (level === '#') {
+          if (i === 0 && actual[0]?.startsWith('$')) return null;
+          wildcards.push(actual.slice(i).join('/'));
+          break;
+        }
+        const value = actual[i];
+        if (value === undefined) return null;
+        if (level === '+') {
+          if (i === 0 && value.startsWith('$')) return null;
+          wildcards.push(value);
+        } else if (level !== value) return null;
+        if (i === levels.length - 1 && actual.length !== levels.length) return null;
+      }
+      const streamId = hasStreamText ? render(streamParts, wildcards) : topic;
+      if (streamId.length === 0) return null;
+      return { streamId, channel: channelParts ? render(channelParts, wildcards) : null };
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/** The model manifest: the JSON file beside every ONNX model that states its contract. */
+import { z } from 'zod';
+
+const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
+
+export const decisionPolicySchema = z
+  .object({
+    raiseThreshold: finite.describe('score at or above which a window counts towards raising an alert'),
+    clearThreshold: finite.describe('score below which a window counts towards resolving an alert'),
+    raiseAfter: z.number().int().min(1).describe('consecutive windows at/above raiseThreshold that raise an alert'),
+    resolveAfter: z.number().int().min(1).describe('consecutive windows below clearThreshold that resolve it'),
+    cooldownMs: z.number().int().min(0).describe('after a resolve, no new alert for this long (record time)'),
+  })
+  .refine((p) => p.clearThreshold <= p.raiseThreshold, {
+    message: 'clearThreshold must not exceed raiseThreshold (hysteresis needs clear <= raise)',
+    path: ['clearThreshold'],
+  });
+export type DecisionPolicy = z.infer<typeof decisionPolicySchema>;
+
+export const normalizationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('graph').describe('the ONNX graph normalises raw readings itself') }),
+  z.object({
+    kind: z.literal('zscore'),
+    mean: z.array(finite),
+    std: z.array(finite.refine((v) => v > 0, { message: 'std must be > 0' })),
+  }),
+]);
+export type Normalization = z.infer<typeof normalizationSchema>;
+
+export const manifestSchema = z
+  .object({
+    schemaVersion: z.literal(1),
+    name: z.string().min(1),
+    version: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/, 'version must be "sha256:<hex>" of the ONNX file'),
+    family: z.string().min(1).describe('model family, e.g. pca-t2-spe'),
+    createdAt: z.string(),
+    channels: z.array(z.string().min(1)).min(1),
+    window: z.number().int().min(1).max(4096),
+    input: z.object({ name: z.string().min(1) }),
+    outputs: z.object({
+      score: z.string().min(1),
+      contributions: z.string().min(1).optional(),
+    }),
+    normalization: normalizationSchema,
+    policy: decisionPolicySchema,
+    training: z.object({
+      rows: z.number().int().min(1),
+      from: z.string().nullable(),
+      to: z.string().nullable(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      source: z.string(),
+    }),
+    calibration: z.record(z.string(), z.union([z.number(), z.string()])),
+  })
+  .superRefine((m, ctx) => {
+    if (new Set(m.channels).size !== m.channels.length) {
+      ctx.addIssue({ code: 'custom', path: ['channels'], message: 'channel names must be unique' });
+    }
+    if (m.normalization.kind === 'zscore') {
+      for (const key of ['mean', 'std'] as const) {
+        if (m.normalization[key].length !== m.channels.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['normalization', key],
+            message: `has ${m.normalization[key].length} entries, expected one per channel (${m.channels.length})`,
+          });
+        }
+      }
+    }
+  });
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** The manifest path that belongs to a model file: same base name, `.json`. */
+export function manifestPathFor(modelPath: string): string {
+  return modelPath.replace(/\.onnx$/i, '') + '.json';
+}

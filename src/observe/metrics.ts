@@ -1,0 +1,118 @@
+/** Prometheus metrics: every sentinel_* series the daemon exports, on a registry of its own. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export class SentinelMetrics {
+  readonly registry = new Registry();
+
+  readonly messagesReceived = new Counter({
+    name: 'sentinel_messages_received_total',
+    help: 'MQTT messages received, by subscription topic filter',
+    labelNames: ['subscription'] as const,
+    registers: [this.registry],
+  });
+  readonly readingsRejected = new Counter({
+    name: 'sentinel_readings_rejected_total',
+    help: 'Messages or readings rejected as bad input, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly readingsDropped = new Counter({
+    name: 'sentinel_readings_dropped_total',
+    help: 'Valid QoS 0 readings dropped because the queue was full, by policy',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly readingsQueued = new Counter({
+    name: 'sentinel_readings_queued_total',
+    help: 'Readings accepted into the bounded queue',
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({ name: 'sentinel_queue_depth', help: 'Readings waiting in the bounded queue', registers: [this.registry] });
+  readonly queueCapacity = new Gauge({ name: 'sentinel_queue_capacity', help: 'Capacity of the bounded queue', registers: [this.registry] });
+  readonly backpressureWaits = new Counter({
+    name: 'sentinel_backpressure_waits_total',
+    help: 'QoS 1 messages whose acknowledgement waited for queue space',
+    registers: [this.registry],
+  });
+  readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', registers: [this.registry] });
+  readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (data gap)', registers: [this.registry] });
+  readonly streamsEvicted = new Counter({
+    name: 'sentinel_streams_evicted_total',
+    help: 'Streams evicted after window.idleTtlMs of silence',
+    registers: [this.registry],
+  });
+  readonly dataGaps = new Counter({
+    name: 'sentinel_data_gaps_total',
+    help: 'Times a stream went stale (silent past window.staleAfterMs)',
+    registers: [this.registry],
+  });
+  readonly windowsScored = new Counter({ name: 'sentinel_windows_scored_total', help: 'Windows scored by the model', registers: [this.registry] });
+  readonly windowsFailed = new Counter({
+    name: 'sentinel_windows_failed_total',
+    help: 'Windows lost to a failed inference run',
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: 'sentinel_batch_size',
+    help: 'Windows per inference run',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    registers: [this.registry],
+  });
+  readonly inferenceDuration = new Histogram({
+    name: 'sentinel_inference_duration_seconds',
+    help: 'Duration of one model run over a batch',
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  readonly ingestToDecision = new Histogram({
+    name: 'sentinel_ingest_to_decision_seconds',
+    help: 'Time from receiving a reading to the decision on the window it completed',
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  readonly alerts = new Counter({
+    name: 'sentinel_alerts_total',
+    help: 'Alert events decided, by type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly alertsPublished = new Counter({
+    name: 'sentinel_alerts_published_total',
+    help: 'Alert events acknowledged by the broker',
+    registers: [this.registry],
+  });
+  readonly alertPublishFailures = new Counter({
+    name: 'sentinel_alert_publish_failures_total',
+    help: 'Alert publishes that failed',
+    registers: [this.registry],
+  });
+  readonly alertsActive = new Gauge({ name: 'sentinel_alerts_active', help: 'Streams with a raised alert', registers: [this.registry] });
+  readonly modelInfo = new Gauge({
+    name: 'sentinel_model_info',
+    help: 'The model in use (value 1), with its name, version and execution provider',
+    labelNames: ['name', 'version', 'provider'] as const,
+    registers: [this.registry],
+  });
+  readonly brokerConnected = new Gauge({
+    name: 'sentinel_broker_connected',
+    help: '1 while connected to the MQTT broker',
+    registers: [this.registry],
+  });
+  readonly brokerReconnects = new Counter({
+    name: 'sentinel_broker_reconnects_total',
+    help: 'Reconnect attempts to the MQTT broker',
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({ name: 'sentinel_ready', help: '1 when /readyz would answer 200', registers: [this.registry] });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  setModel(name: string, version: string, provider: string): void {
+    this.modelInfo.reset();
+    this.modelInfo.set({ name, version, provider }, 1);
+  }
+}

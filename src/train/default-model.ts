@@ -1,0 +1,31 @@
+/** Regenerates models/default.onnx + default.json from seeded simulator data, byte for byte. */
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { parseTable } from '../data/table.js';
+import { simulateCsv } from '../sim/record.js';
+import { trainModel, type TrainedModel } from './trainer.js';
+import { writeModelFiles } from './write-model.js';
+
+export const DEFAULT_MODEL_SEED = 20240101;
+// Three compressed demand cycles (1440 rows each) so the fit sees the whole load range.
+export const DEFAULT_MODEL_ROWS = 4320;
+export const DEFAULT_MODEL_WINDOW = 20;
+
+/** The default model, trained exactly as `sentinel train` would on the recorded simulator data. */
+export function buildDefaultModel(): TrainedModel {
+  const csv = simulateCsv({ seed: DEFAULT_MODEL_SEED, rows: DEFAULT_MODEL_ROWS });
+  const source = `simulator seed=${DEFAULT_MODEL_SEED} rows=${DEFAULT_MODEL_ROWS}`;
+  const table = parseTable(Buffer.from(csv, 'utf8'), source);
+  // createdAt is the end of the training data rather than the wall clock, so reruns are identical.
+  const createdAt = new Date(table.timestamps![table.rows - 1]!).toISOString();
+  return trainModel(table, { window: DEFAULT_MODEL_WINDOW, name: 'default', source, createdAt });
+}
+
+export function defaultModelPath(): string {
+  return fileURLToPath(new URL('../../models/default.onnx', import.meta.url));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const trained = buildDefaultModel();
+  const { modelPath, manifestPath } = writeModelFiles(defaultModelPath(), trained.onnx, trained.manifest);
+  console.log(`wrote ${modelPath} and ${manifestPath} (${trained.manifest.version})`);
+}

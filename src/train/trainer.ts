@@ -1,0 +1,117 @@
+/** Trains a model from a table of normal readings: fit, calibrate on held-out rows, export ONNX + manifest. */
+import { createHash } from 'node:crypto';
+import { channelColumn, type Table } from '../data/table.js';
+import { manifestSchema, type Manifest } from '../model/manifest.js';
+import { calibrate } from './calibrate.js';
+import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, exportOnnx } from './onnx-export.js';
+import { FitError, fitWindowPca, scoreRows, scoreWindows, type WindowPcaModel } from './window-pca.js';
+
+export const MODEL_FAMILY = 'window-pca-t2q';
+export const DEFAULT_WINDOW = 20;
+/** Share of the rows the model is fitted on; the later rest is held out to calibrate thresholds. */
+export const FIT_SHARE = 0.75;
+const MIN_HELD_OUT_WINDOWS = 10;
+
+export interface TrainOptions {
+  window?: number;
+  /** Channels to use, in this order (default: every sensor column of the table). */
+  channels?: string[];
+  onProgress?: (fraction: number, note: string) => void;
+  /** Where the data came from, for the manifest (default: the table's source). */
+  source?: string;
+  /** Model name for the manifest (default `model`). */
+  name?: string;
+  /** ISO-8601 creation time (default now); fixed by callers that need byte-identical output. */
+  createdAt?: string;
+}
+
+export interface TrainedModel {
+  onnx: Uint8Array;
+  manifest: Manifest;
+  model: WindowPcaModel;
+  /** The trainer's own scores for windows laid out [batch, window, channels], to check the ONNX against. */
+  scoreWindows(windows: ArrayLike<number>, batch: number): { scores: Float64Array; contributions: Float64Array };
+}
+
+export { FitError };
+
+/** Synchronous: a 400 × 8 table trains in a few milliseconds. Throws FitError on unusable data. */
+export function trainModel(table: Table, options: TrainOptions = {}): TrainedModel {
+  const progress = options.onProgress ?? (() => {});
+  const window = options.window ?? DEFAULT_WINDOW;
+  if (!Number.isInteger(window) || window < 1 || window > 4096) {
+    throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${DEFAULT_WINDOW}`);
+  }
+  const channels = options.channels ?? table.channels;
+  if (channels.length === 0) throw new FitError('no channels to train on; name at least one with --channels');
+  if (new Set(channels).size !== channels.length) {
+    throw new FitError(`--channels names a channel twice (${channels.join(',')}); list each once`);
+  }
+  const columns = channels.map((name) => {
+    try {
+      return channelColumn(table, name);
+    } catch (err) {
+      throw new FitError((err as Error).message);
+    }
+  });
+
+  const needed = minimumRows(window, channels.length);
+  if (table.rows < needed) {
+    throw new FitError(
+      `${table.source} has ${table.rows} rows; window ${window} with ${channels.length} channels needs at least ${needed} ` +
+        `(${Math.round(FIT_SHARE * 100)}% to fit, the rest held out to calibrate); record more normal data or pass a smaller --window`,
+    );
+  }
+  const fitRows = Math.floor(table.rows * FIT_SHARE);
+
+  progress(0.1, `fitting on rows 0..${fitRows - 1}`);
+  const model = fitWindowPca(columns, channels, fitRows, window);
+  progress(0.5, `scoring ${table.rows - fitRows} held-out windows`);
+  const heldOut = scoreRows(model, columns, fitRows, table.rows);
+  progress(0.8, 'calibrating thresholds');
+  const { policy, figures } = calibrate(heldOut);
+
+  progress(0.9, 'exporting ONNX');
+  const name = options.name ?? 'model';
+  const onnx = exportOnnx(model, {
+    channels,
+    description: `Sentinel ${MODEL_FAMILY} model "${name}": window ${window}, channels ${channels.join(', ')}`,
+  });
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const manifest = manifestSchema.parse({
+    schemaVersion: 1,
+    name,
+    version: `sha256:${createHash('sha256').update(onnx).digest('hex')}`,
+    family: MODEL_FAMILY,
+    createdAt: options.createdAt ?? new Date().toISOString(),
+    channels: [...channels],
+    window,
+    input: { name: INPUT_NAME },
+    outputs: { score: SCORE_NAME, contributions: CONTRIBUTIONS_NAME },
+    normalization: { kind: 'graph' },
+    policy,
+    training: {
+      rows: table.rows,
+      from: iso(table.timestamps?.[0]),
+      to: iso(table.timestamps?.[table.rows - 1]),
+      sha256: table.sha256,
+      source: options.source ?? table.source,
+    },
+    calibration: {
+      fitRows,
+      heldOutRows: table.rows - fitRows,
+      components: model.components,
+      explainedVariance: model.explained,
+      ...figures,
+    },
+  });
+  progress(1, 'done');
+  return { onnx, manifest, model, scoreWindows: (windows, batch) => scoreWindows(model, windows, batch) };
+}
+
+/** Fewest rows that leave enough fit windows for a covariance and enough held-out windows to calibrate. */
+export function minimumRows(window: number, channels: number): number {
+  const fitWindows = Math.max(2 * (channels + 1), 10);
+  const fitRows = window - 1 + fitWindows;
+  return Math.max(Math.ceil(fitRows / FIT_SHARE), fitRows + MIN_HELD_OUT_WINDOWS, Math.ceil(MIN_HELD_OUT_WINDOWS / (1 - FIT_SHARE)));
+}
