@@ -312,25 +312,28 @@ export class Daemon implements ReadingSink {
     this.metrics.alertsActive.set(this.decider.activeAlerts);
   }
 
-  private async logSummary(): Promise<void> {
+  /** Totals since start, for the periodic summary line and the last line on stop. */
+  async totals(): Promise<Record<string, number | string>> {
     const value = async (name: string): Promise<number> => {
       const metric = await this.metrics.registry.getSingleMetric(name)?.get();
       return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
     };
-    this.log.info(
-      {
-        received: await value('sentinel_messages_received_total'),
-        rejected: await value('sentinel_readings_rejected_total'),
-        dropped: await value('sentinel_readings_dropped_total'),
-        scored: await value('sentinel_windows_scored_total'),
-        alerts: await value('sentinel_alerts_total'),
-        streams: this.windows.size,
-        stale: this.windows.staleCount,
-        queueDepth: this.queue.size,
-        broker: this.connected ? 'connected' : 'disconnected',
-      },
-      'summary',
-    );
+    return {
+      received: await value('sentinel_messages_received_total'),
+      rejected: await value('sentinel_readings_rejected_total'),
+      dropped: await value('sentinel_readings_dropped_total'),
+      queued: await value('sentinel_readings_queued_total'),
+      scored: await value('sentinel_windows_scored_total'),
+      alerts: await value('sentinel_alerts_total'),
+      streams: this.windows?.size ?? 0,
+      stale: this.windows?.staleCount ?? 0,
+      queueDepth: this.queue?.size ?? 0,
+      broker: this.connected ? 'connected' : 'disconnected',
+    };
+  }
+
+  private async logSummary(): Promise<void> {
+    this.log.info(await this.totals(), 'summary');
   }
 
   /**
@@ -358,7 +361,7 @@ export class Daemon implements ReadingSink {
     if (this.embedded) await this.embedded.stop();
     await this.scorer?.release();
     await this.probes.stop();
-    this.log.info({ drained }, 'stopped');
+    this.log.info({ drained, ...(await this.totals()) }, 'stopped');
     return drained;
   }
 

@@ -1,0 +1,107 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { ConfigError, applyEnv, loadConfig, redactConfig, validateConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+
+function tempFile(name: string, text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'sentinel-config-')), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('fills every default from an empty file', () => {
+    const config = validateConfig({ nodeName: 'edge-1' });
+    expect(config.broker.url).toBeNull();
+    expect(config.broker.clientId).toBe('sentinel-edge-1');
+    expect(config.queue.capacity).toBe(4096);
+    expect(config.http.port).toBe(9464);
+    expect(config.alert.prefix).toBe('sentinel/alerts');
+    expect(config.subscriptions).toHaveLength(1);
+  });
+
+  it('the shipped config/sentinel.yaml is valid and equals the defaults', () => {
+    const shipped = parseYaml(readFileSync('config/sentinel.yaml', 'utf8')) as Record<string, unknown>;
+    const fromFile = validateConfig({ ...shipped, nodeName: 'n' });
+    const defaults = validateConfig({ nodeName: 'n' });
+    expect(fromFile).toEqual(defaults);
+  });
+
+  it('documents every schema key in config/sentinel.yaml', () => {
+    const text = readFileSync('config/sentinel.yaml', 'utf8');
+    const keys = (shape: Record<string, unknown>): string[] => Object.keys(shape);
+    for (const key of keys(configSchema.shape)) expect(text).toContain(`${key}`);
+    for (const section of ['broker', 'queue', 'window', 'batch', 'model', 'alert', 'http', 'log', 'schedule', 'shutdown', 'ingest'] as const) {
+      const inner = configSchema.shape[section].unwrap() as unknown as { shape: Record<string, unknown> };
+      for (const key of keys(inner.shape)) expect(text, `${section}.${key}`).toContain(`${key}`);
+    }
+  });
+
+  it('lists every problem with its field path and a fix hint', () => {
+    const problems = problemsOf(() =>
+      validateConfig({ broker: { url: 'localhost:1883' }, queue: { capacity: 0, dropPolicy: 'random' }, http: { port: 70000 } }),
+    );
+    expect(problems).toHaveLength(4);
+    expect(problems.find((p) => p.startsWith('broker.url:'))).toMatch(/fix: use mqtt:\/\/host:1883/);
+    expect(problems.find((p) => p.startsWith('queue.capacity:'))).toBeDefined();
+    expect(problems.find((p) => p.startsWith('queue.dropPolicy:'))).toMatch(/drop-oldest or drop-newest/);
+    expect(problems.find((p) => p.startsWith('http.port:'))).toMatch(/TCP port/);
+  });
+
+  it('rejects cron expressions and half-set TLS pairs', () => {
+    const problems = problemsOf(() =>
+      validateConfig({ schedule: { heartbeat: 'every minute' }, broker: { tls: { certFile: '/x.crt' } } }),
+    );
+    expect(problems.some((p) => p.startsWith('broker.tls:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('schedule.heartbeat:'))).toBe(true);
+  });
+
+  it('applies environment overrides: aliases and SECTION__KEY paths', () => {
+    const raw = applyEnv(
+      { broker: { url: 'mqtt://file:1883' } },
+      { SENTINEL_BROKER_URL: 'mqtt://env:1883', SENTINEL_NODE_NAME: 'edge-7', SENTINEL_BATCH__MAX_SIZE: '512', SENTINEL_MODEL__EXECUTION_PROVIDERS: '["cuda","cpu"]' },
+    );
+    const config = validateConfig(raw);
+    expect(config.broker.url).toBe('mqtt://env:1883');
+    expect(config.nodeName).toBe('edge-7');
+    expect(config.batch.maxSize).toBe(512);
+    expect(config.model.executionProviders).toEqual(['cuda', 'cpu']);
+  });
+
+  it('substitutes ${nodeName} in client id and topics', () => {
+    const config = validateConfig({ nodeName: 'n1', subscriptions: [{ topic: 'plant/${nodeName}/+/telemetry' }] });
+    expect(config.subscriptions[0]?.topic).toBe('plant/n1/+/telemetry');
+    expect(config.broker.clientId).toBe('sentinel-n1');
+  });
+
+  it('loads YAML and JSON files; a missing explicit file or bad syntax is a ConfigError', () => {
+    const yamlPath = tempFile('s.yaml', 'nodeName: a\nqueue:\n  capacity: 10\n');
+    expect(loadConfig({ path: yamlPath, env: {} }).queue.capacity).toBe(10);
+    const jsonPath = tempFile('s.json', '{"nodeName":"b","batch":{"maxSize":3}}');
+    expect(loadConfig({ path: jsonPath, env: {} }).batch.maxSize).toBe(3);
+    expect(problemsOf(() => loadConfig({ path: '/nonexistent/sentinel.yaml', env: {} }))[0]).toMatch(/cannot read file/);
+    expect(problemsOf(() => loadConfig({ path: tempFile('bad.yaml', 'a: [1,\n'), env: {} }))[0]).toMatch(/not valid YAML/);
+  });
+
+  it('redacts secrets', () => {
+    const config = validateConfig({ broker: { url: 'mqtt://h:1883', username: 'u', password: 'hunter2' } });
+    const text = JSON.stringify(redactConfig(config));
+    expect(text).not.toContain('hunter2');
+    expect(text).toContain('[redacted]');
+    expect(text).toContain('"username":"u"');
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { HysteresisDecider } from '../../src/decide/hysteresis.js';
+
+const policy = { raiseThreshold: 10, clearThreshold: 5, raiseAfter: 3, resolveAfter: 2, cooldownMs: 10_000 };
+
+function run(decider: HysteresisDecider, scores: number[], stream = 's', t0 = 0): Array<string | null> {
+  return scores.map((score, i) => decider.decide(stream, t0 + i * 1000, score));
+}
+
+describe('hysteresis decisions', () => {
+  it('raises after k consecutive windows above and resolves after m below', () => {
+    const d = new HysteresisDecider(policy);
+    const events = run(d, [12, 12, 3, 12, 12, 12, 20, 7, 4, 9, 4, 4, 1]);
+    expect(events.map((e, i) => (e ? `${i}:${e}` : null)).filter(Boolean)).toEqual(['5:raised', '11:resolved']);
+    expect(d.activeAlerts).toBe(0);
+  });
+
+  it('gives one raised and one resolved for a long fault with a noisy score (no storm)', () => {
+    const d = new HysteresisDecider(policy);
+    const scores = [...Array(10).fill(1), ...Array.from({ length: 50 }, (_, i) => (i % 4 === 0 ? 8 : 15)), ...Array(10).fill(1)];
+    const events = run(d, scores).filter(Boolean);
+    expect(events).toEqual(['raised', 'resolved']);
+  });
+
+  it('holds new alerts back during the cooldown (record time)', () => {
+    const d = new HysteresisDecider(policy);
+    expect(run(d, [11, 11, 11, 1, 1], 's', 0).filter(Boolean)).toEqual(['raised', 'resolved']);
+    // resolved at t=4000 → cooldown until 14000; the fault at 5000..7000 must not raise
+    expect(run(d, [11, 11, 11], 's', 5000).filter(Boolean)).toEqual([]);
+    expect(run(d, [11, 11, 11], 's', 15000).filter(Boolean)).toEqual(['raised']);
+  });
+
+  it('keeps streams independent, never raises on NaN, and forgets evicted streams', () => {
+    const d = new HysteresisDecider({ ...policy, raiseAfter: 1 });
+    expect(d.decide('a', 0, 50)).toBe('raised');
+    expect(d.decide('b', 0, Number.NaN)).toBeNull();
+    expect(d.isRaised('a')).toBe(true);
+    expect(d.isRaised('b')).toBe(false);
+    expect(d.activeAlerts).toBe(1);
+    d.forget('a');
+    expect(d.activeAlerts).toBe(0);
+    expect(d.isRaised('a')).toBe(false);
+  });
+
+  it('reports the peak score of the episode', () => {
+    const d = new HysteresisDecider({ ...policy, raiseAfter: 1, resolveAfter: 1 });
+    run(d, [11, 30, 12]);
+    expect(d.peakScore('s')).toBe(30);
+  });
+});
