@@ -138,6 +138,7 @@ export class Daemon implements ReadingSink {
     client.on('connect', (connack) => {
       this.connected = true;
       metrics.brokerConnected.set(1);
+      this.readiness();
       log.info({ url, sessionPresent: connack.sessionPresent }, 'connected to broker');
       this.publishStatus('online');
     });
@@ -145,6 +146,7 @@ export class Daemon implements ReadingSink {
       if (this.connected) log.warn({ url }, 'disconnected from broker');
       this.connected = false;
       metrics.brokerConnected.set(0);
+      this.readiness();
     });
     client.on('reconnect', () => {
       metrics.brokerReconnects.inc();

@@ -13,7 +13,14 @@ export async function startEmbeddedBroker(host: string, port: number): Promise<E
   const aedes = await Aedes.createBroker();
   const server: Server = createServer(aedes.handle);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      void aedes.close();
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`embedded broker: ${host}:${port} is already in use — fix: set broker.url to the broker listening there, or pick another broker.embedded.port`)
+          : err,
+      );
+    });
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve();

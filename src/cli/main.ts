@@ -56,8 +56,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+const longRunning = new Set(['run', 'demo']);
+
 main(process.argv.slice(2)).then(
   (code) => {
+    // A daemon that has stopped (or failed to start) exits now, whatever library timers remain.
+    if (longRunning.has(process.argv[2] ?? '')) process.exit(code);
     process.exitCode = code;
   },
   (err: unknown) => {

@@ -115,13 +115,13 @@ function readFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** Replaces ${nodeName} in the keys that name per-node things. */
+/** Replaces ${nodeName} in the keys that name per-node things (client id, topic filters, stream ids). */
 function substituteNodeName(config: Config): Config {
   const sub = (s: string): string => s.replaceAll('${nodeName}', config.nodeName);
   return {
     ...config,
     broker: { ...config.broker, clientId: sub(config.broker.clientId) },
-    subscriptions: config.subscriptions.map((s) => ({ ...s, topic: sub(s.topic) })),
+    subscriptions: config.subscriptions.map((s) => ({ ...s, topic: sub(s.topic), ...(s.stream === undefined ? {} : { stream: sub(s.stream) }) })),
   };
 }
 

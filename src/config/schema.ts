@@ -15,7 +15,7 @@ export const subscriptionSchema = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('stream id template: {1}, {2}… are the values of the wildcards in order; default: all of them joined by "/"'),
+    .describe('stream id template: {1}, {2}… are the wildcard values in order, ${nodeName} the node; default: all wildcard values joined by "/"'),
   channel: z
     .string()
     .min(1)
@@ -64,7 +64,7 @@ export const brokerSchema = z.object({
 });
 
 export const configSchema = z.object({
-  nodeName: z.string().min(1).default('localhost').describe('node name (Kubernetes: spec.nodeName via the downward API)'),
+  nodeName: z.string().min(1).default('localhost').describe('node name (Kubernetes: spec.nodeName via the downward API); default: the host name'),
   broker: brokerSchema.prefault({}),
   subscriptions: z
     .array(subscriptionSchema)

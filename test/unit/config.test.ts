@@ -83,8 +83,9 @@ describe('config', () => {
   });
 
   it('substitutes ${nodeName} in client id and topics', () => {
-    const config = validateConfig({ nodeName: 'n1', subscriptions: [{ topic: 'plant/${nodeName}/+/telemetry' }] });
+    const config = validateConfig({ nodeName: 'n1', subscriptions: [{ topic: 'plant/${nodeName}/+/telemetry', stream: '${nodeName}/{1}' }] });
     expect(config.subscriptions[0]?.topic).toBe('plant/n1/+/telemetry');
+    expect(config.subscriptions[0]?.stream).toBe('n1/{1}');
     expect(config.broker.clientId).toBe('sentinel-n1');
   });
 
@@ -103,5 +104,23 @@ describe('config', () => {
     expect(text).not.toContain('hunter2');
     expect(text).toContain('[redacted]');
     expect(text).toContain('"username":"u"');
+  });
+});
+
+describe('config docs', () => {
+  it('the README config reference is the one generated from the schema', async () => {
+    const { withConfigReference } = await import('../../src/config/docs.js');
+    const readme = readFileSync('README.md', 'utf8');
+    expect(readme, 'run `npm run docs:config`').toBe(withConfigReference(readme));
+    expect(readme).toContain('| `queue.capacity` | `4096` |');
+  });
+
+  it('the README lists every sentinel_ metric the daemon exports', async () => {
+    const { SentinelMetrics } = await import('../../src/observe/metrics.js');
+    const metrics = new SentinelMetrics({ defaultMetrics: false });
+    const readme = readFileSync('README.md', 'utf8');
+    const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(20);
+    for (const name of names) expect(readme, name).toContain(`\`${name}`);
   });
 });

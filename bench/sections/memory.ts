@@ -1,0 +1,111 @@
+/**
+ * Memory: RSS of the daemon holding 100k active single-channel streams with window 32, scored by a
+ * one-channel model trained on the spot with the project's trainer.
+ */
+import { join } from 'node:path';
+import { parseTable } from '../../src/data/table.js';
+import { SeededRandom } from '../../src/sim/random.js';
+import { trainModel } from '../../src/train/trainer.js';
+import { writeModelFiles } from '../../src/train/write-model.js';
+import type { BenchContext } from '../context.js';
+import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
+import { daemonConsumer, measure } from '../lib/measure.js';
+import { memory, sleep } from '../lib/proc.js';
+
+export const MEMORY_WINDOW = 32;
+
+export interface MemoryResults {
+  broker: string;
+  streams: number;
+  window: number;
+  readingsPerStream: number;
+  streamsActive: number;
+  windowsScored: number;
+  idleRssBytes: number;
+  rssBytes: number;
+  peakRssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+  /** (RSS − idle RSS) / streams. */
+  bytesPerStream: number;
+  rate: number;
+}
+
+/** A seeded sine with noise, the same shape lib/telemetry.ts publishes for json-value streams. */
+function sineTable(rows: number): Buffer {
+  const random = new SeededRandom(32);
+  const lines = ['ts,value'];
+  for (let i = 0; i < rows; i++) lines.push(`${i * 1000},${(Math.sin(i / 10) + (random.uniform() - 0.5) * 0.2).toFixed(5)}`);
+  return Buffer.from(lines.join('\n') + '\n');
+}
+
+export async function runMemory(ctx: BenchContext): Promise<MemoryResults> {
+  const { settings, log } = ctx;
+  const broker = settings.brokers[0] ?? 'mosquitto';
+  const external = broker === 'mosquitto' ? await ctx.mosquitto() : null;
+  const protocolVersion: 4 | 5 = external ? 5 : 4;
+  const trained = trainModel(parseTable(sineTable(2000), 'bench-sine.csv'), { window: MEMORY_WINDOW, name: 'bench-sine', createdAt: '2026-01-01T00:00:00.000Z' });
+  const { modelPath } = writeModelFiles(join(ctx.dir, 'bench-sine.onnx'), trained.onnx, trained.manifest);
+  const name = 'memory';
+  const daemon = await DaemonProcess.start({
+    dir: ctx.dir,
+    name,
+    brokerUrl: external ? external.url : null,
+    protocolVersion,
+    subscription: { topic: `bench/${name}/+/v`, format: 'json-value', qos: 1 },
+    modelPath,
+    alertPrefix: `bench-alerts/${name}`,
+  });
+  try {
+    await awaitSubscribed(daemon, protocolVersion, `bench/${name}/probe/v`, JSON.stringify({ ts: Date.now(), value: 0 }));
+    await sleep(500);
+    const idle = memory(daemon.pid);
+    const dc = daemonConsumer(daemon);
+    const run = await measure(dc, external ? external.pid : null, {
+      url: daemon.brokerUrl,
+      protocolVersion,
+      clientId: `bench-pub-${process.pid}-memory`,
+      qos: 1,
+      topicPrefix: `bench/${name}`,
+      topicSuffix: 'v',
+      streams: settings.memoryStreams,
+      format: 'json-value',
+      messages: settings.memoryStreams * settings.memoryRounds,
+      window: settings.publisherWindow,
+      seed: 32,
+    });
+    // sentinel_streams_active is refreshed by the stale-check job (every 5 s by default).
+    let metrics = await daemon.metrics();
+    for (let i = 0; i < 30 && metrics.sum('sentinel_streams_active') < settings.memoryStreams; i++) {
+      await sleep(250);
+      metrics = await daemon.metrics();
+    }
+    const mem = memory(daemon.pid);
+    const out: MemoryResults = {
+      broker,
+      streams: settings.memoryStreams,
+      window: MEMORY_WINDOW,
+      readingsPerStream: settings.memoryRounds,
+      streamsActive: metrics.sum('sentinel_streams_active'),
+      windowsScored: metrics.sum('sentinel_windows_scored_total'),
+      idleRssBytes: idle.rssBytes,
+      rssBytes: mem.rssBytes,
+      peakRssBytes: mem.peakRssBytes,
+      heapUsedBytes: metrics.sum('nodejs_heap_size_used_bytes'),
+      externalBytes: metrics.sum('nodejs_external_memory_bytes'),
+      bytesPerStream: (mem.rssBytes - idle.rssBytes) / settings.memoryStreams,
+      rate: run.rate,
+    };
+    log(
+      `  ${out.streamsActive} streams × ${out.readingsPerStream} readings (window ${MEMORY_WINDOW}): RSS ${mb(out.rssBytes)} (idle ${mb(out.idleRssBytes)}, peak ${mb(out.peakRssBytes)}), ` +
+        `heap used ${mb(out.heapUsedBytes)}, ${Math.round(out.bytesPerStream)} B/stream, ${out.windowsScored} windows scored, ${Math.round(out.rate)} msg/s`,
+    );
+    return out;
+  } finally {
+    await daemon.stop();
+  }
+}
+
+export function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}

@@ -1,0 +1,176 @@
+/**
+ * Baseline vs daemon through the same broker at QoS 0 and 1: messages/s and process CPU seconds per
+ * 100k messages. With the embedded broker the daemon's process also hosts aedes; the broker's share is
+ * measured in the baseline run (aedes serving the external baseline subscriber inside the daemon's
+ * process) and subtracted to get the daemon's own cost.
+ */
+import type { BrokerKind } from '../settings.js';
+import type { BenchContext } from '../context.js';
+import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
+import { daemonConsumer, measure, startBaseline, type RunMeasurement } from '../lib/measure.js';
+import { median } from '../report.js';
+
+export interface ThroughputRun {
+  broker: BrokerKind;
+  qos: 0 | 1;
+  repeat: number;
+  baseline: RunMeasurement;
+  /** `received` and `rate` count readings the daemon kept (received − rejected − dropped). */
+  daemon: RunMeasurement & {
+    messagesReceived: number;
+    /** CPU per 100k messages received (dropped ones cost their parse too). */
+    cpuPer100kReceived: number;
+    windowsScored: number;
+    dropped: number;
+    rejected: number;
+    alertsPublished: number;
+    backpressureWaits: number;
+  };
+}
+
+export interface ThroughputComparison {
+  broker: BrokerKind;
+  qos: 0 | 1;
+  baselineRate: number;
+  daemonRate: number;
+  /** daemon / baseline messages/s (the daemon's count: readings kept, not dropped); target ≥ 0.9. */
+  throughputRatio: number;
+  baselineCpuPer100k: number;
+  /** The daemon process's CPU per 100k messages received (with the embedded broker: including aedes). */
+  daemonCpuPer100k: number;
+  /** Broker CPU per 100k (Mosquitto's process, or aedes' share of the daemon's process). */
+  brokerCpuPer100k: number | null;
+  /** The daemon's own CPU per 100k: its process minus the embedded broker's share. */
+  daemonOwnCpuPer100k: number;
+  /** daemon own / baseline CPU per message; target ≤ 1.5. */
+  cpuRatio: number;
+  lostQos1: number;
+  /** Readings the daemon dropped by its QoS 0 drop policy, all repeats together. */
+  dropped: number;
+}
+
+export interface ThroughputResults {
+  runs: ThroughputRun[];
+  comparisons: ThroughputComparison[];
+}
+
+export async function runThroughput(ctx: BenchContext): Promise<ThroughputResults> {
+  const { settings, log } = ctx;
+  const runs: ThroughputRun[] = [];
+  const comparisons: ThroughputComparison[] = [];
+  for (const broker of settings.brokers) {
+    for (const qos of [0, 1] as const) {
+      const name = `tp-${broker}-q${qos}`;
+      const external = broker === 'mosquitto' ? await ctx.mosquitto() : null;
+      const protocolVersion: 4 | 5 = broker === 'mosquitto' ? 5 : 4;
+      const daemon = await DaemonProcess.start({
+        dir: ctx.dir,
+        name,
+        brokerUrl: external ? external.url : null,
+        protocolVersion,
+        subscription: { topic: `bench/${name}/+/+/telemetry`, format: 'json-values', qos },
+        alertPrefix: `bench-alerts/${name}`,
+      });
+      const pairRuns: ThroughputRun[] = [];
+      try {
+        await awaitSubscribed(daemon, protocolVersion, `bench/${name}/probe/p/telemetry`, probePayload());
+        // The broker's CPU: Mosquitto's process, or (embedded) the daemon's process while it only brokers.
+        const baselineBrokerPid = external ? external.pid : daemon.pid;
+        for (let repeat = 0; repeat < settings.repeats; repeat++) {
+          const job = {
+            url: daemon.brokerUrl,
+            protocolVersion,
+            qos,
+            topicSuffix: 'telemetry',
+            streams: settings.streams,
+            format: 'json-values' as const,
+            messages: settings.messages,
+            window: settings.publisherWindow,
+            seed: 1000 + repeat,
+          };
+          const { consumer, agent } = await startBaseline({
+            url: daemon.brokerUrl,
+            protocolVersion,
+            clientId: `bench-baseline-${process.pid}-${name}-${repeat}`,
+            filter: `base/${name}/r${repeat}/+/telemetry`,
+            qos,
+          });
+          let baseline: RunMeasurement;
+          try {
+            baseline = await measure(consumer, baselineBrokerPid, { ...job, clientId: `bench-pub-${process.pid}-b${repeat}`, topicPrefix: `base/${name}/r${repeat}` });
+          } finally {
+            await agent.result(true).catch(() => undefined);
+            await agent.close();
+          }
+          log(`  ${broker} QoS ${qos} baseline: ${fmtRun(baseline)}`);
+          const dc = daemonConsumer(daemon);
+          const before = await daemon.metrics();
+          const measured = await measure(dc, external ? external.pid : null, {
+            ...job,
+            clientId: `bench-pub-${process.pid}-d${repeat}`,
+            topicPrefix: `bench/${name}/r${repeat}`,
+          });
+          const after = dc.last() ?? (await daemon.metrics());
+          const delta = (metric: string): number => after.sum(metric) - before.sum(metric);
+          const run: ThroughputRun = {
+            broker,
+            qos,
+            repeat,
+            baseline,
+            daemon: {
+              ...measured,
+              messagesReceived: delta('sentinel_messages_received_total'),
+              cpuPer100kReceived: (measured.cpuSeconds / Math.max(1, delta('sentinel_messages_received_total'))) * 100_000,
+              windowsScored: delta('sentinel_windows_scored_total'),
+              dropped: delta('sentinel_readings_dropped_total'),
+              rejected: delta('sentinel_readings_rejected_total'),
+              alertsPublished: delta('sentinel_alerts_published_total'),
+              backpressureWaits: delta('sentinel_backpressure_waits_total'),
+            },
+          };
+          log(`  ${broker} QoS ${qos} daemon:   ${fmtRun(measured)} kept of ${run.daemon.messagesReceived} received, scored ${run.daemon.windowsScored}, dropped ${run.daemon.dropped}, rejected ${run.daemon.rejected}`);
+          pairRuns.push(run);
+        }
+      } finally {
+        const code = await daemon.stop();
+        if (code !== 0) log(`  warning: daemon ${name} exited with ${code}`);
+      }
+      runs.push(...pairRuns);
+      comparisons.push(compare(broker, qos, pairRuns));
+    }
+  }
+  return { runs, comparisons };
+}
+
+function compare(broker: BrokerKind, qos: 0 | 1, runs: ThroughputRun[]): ThroughputComparison {
+  const m = (pick: (r: ThroughputRun) => number): number => median(runs.map(pick));
+  const brokerShare = broker === 'embedded' ? m((r) => r.baseline.brokerCpuPer100k ?? 0) : 0;
+  const brokerCpu = runs.every((r) => r.baseline.brokerCpuPer100k !== null) ? m((r) => r.baseline.brokerCpuPer100k as number) : null;
+  const baselineRate = m((r) => r.baseline.rate);
+  const daemonRate = m((r) => r.daemon.rate);
+  const baselineCpu = m((r) => r.baseline.cpuPer100k);
+  const daemonCpu = m((r) => r.daemon.cpuPer100kReceived);
+  const own = daemonCpu - brokerShare;
+  return {
+    broker,
+    qos,
+    baselineRate,
+    daemonRate,
+    throughputRatio: daemonRate / baselineRate,
+    baselineCpuPer100k: baselineCpu,
+    daemonCpuPer100k: daemonCpu,
+    brokerCpuPer100k: brokerCpu,
+    daemonOwnCpuPer100k: own,
+    cpuRatio: own / baselineCpu,
+    dropped: runs.reduce((sum, r) => sum + r.daemon.dropped, 0),
+    lostQos1: qos === 1 ? runs.reduce((sum, r) => sum + r.daemon.lost + r.baseline.lost, 0) : 0,
+  };
+}
+
+export function probePayload(): string {
+  return JSON.stringify({ ts: Date.now(), values: { vibration: 2, current: 10, pressure: 4, temperature: 40, flow: 30 } });
+}
+
+function fmtRun(r: RunMeasurement): string {
+  return `${Math.round(r.rate)} msg/s (overall ${Math.round(r.overallRate)}), ${r.cpuPer100k.toFixed(2)} CPU s/100k, received ${r.received}/${r.acked}`;
+}
