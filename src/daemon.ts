@@ -53,6 +53,8 @@ export class Daemon implements ReadingSink {
   private readonly startedAt = new Date().toISOString();
   private readonly receivedBy = new Map<TopicRule | null, { inc(): void }>();
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
+  private droppedNewest: { inc(): void } | null = null;
+  private droppedOldest: { inc(): void } | null = null;
   /** Port the probe server listens on (useful when configured as 0). */
   httpPort = 0;
   /** URL of the broker in use (the embedded one when none is configured). */
@@ -193,12 +195,12 @@ export class Daemon implements ReadingSink {
       this.blocked = { reading, ack };
       this.metrics.backpressureWaits.inc();
     } else if (this.config.queue.dropPolicy === 'drop-newest') {
-      this.metrics.readingsDropped.labels('queue_full_drop_newest').inc();
+      (this.droppedNewest ??= this.metrics.readingsDropped.labels('queue_full_drop_newest')).inc();
       ack();
     } else {
       this.queue.offerDropOldest(reading);
       this.metrics.readingsQueued.inc();
-      this.metrics.readingsDropped.labels('queue_full_drop_oldest').inc();
+      (this.droppedOldest ??= this.metrics.readingsDropped.labels('queue_full_drop_oldest')).inc();
       ack();
     }
     this.pump();

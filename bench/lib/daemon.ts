@@ -126,8 +126,10 @@ export class DaemonProcess {
     }
   }
 
-  async metrics(): Promise<MetricsSnapshot> {
-    const res = await fetch(`http://127.0.0.1:${this.httpPort}/metrics`);
+  /** A scrape; with `names`, only those metrics (cheap enough to poll several times a second). */
+  async metrics(names: readonly string[] = []): Promise<MetricsSnapshot> {
+    const query = names.map((n) => `name=${encodeURIComponent(n)}`).join('&');
+    const res = await fetch(`http://127.0.0.1:${this.httpPort}/metrics${query ? `?${query}` : ''}`);
     return MetricsSnapshot.parse(await res.text(), performance.now());
   }
 

@@ -15,6 +15,32 @@ export const multiValuePayloadSchema = z.object({
 export type SingleValuePayload = z.infer<typeof singleValuePayloadSchema>;
 export type MultiValuePayload = z.infer<typeof multiValuePayloadSchema>;
 
+function isTimestamp(ts: unknown): ts is number | string | undefined {
+  return ts === undefined || (typeof ts === 'number' && Number.isFinite(ts)) || (typeof ts === 'string' && ts.length <= 64);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Hand-written twins of the schemas for the hot path: they accept exactly what the zod schemas
+ * accept (a property test holds them to it); anything they refuse goes through zod for the reason.
+ */
+export function isSingleValuePayload(json: unknown): json is SingleValuePayload {
+  return isPlainObject(json) && isTimestamp(json.ts) && typeof json.value === 'number' && Number.isFinite(json.value);
+}
+
+export function isMultiValuePayload(json: unknown): json is MultiValuePayload {
+  if (!isPlainObject(json) || !isTimestamp(json.ts) || !isPlainObject(json.values)) return false;
+  const values = json.values;
+  for (const key in values) {
+    const v = values[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || key.length > 256) return false;
+  }
+  return true;
+}
+
 const numberText = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 const nonFiniteText = /^\s*[-+]?(nan|inf|infinity)\s*$/i;
 
@@ -91,40 +117,51 @@ export class PayloadParser {
     return { ok: true, reading: { streamId, ts: now, tsFromPayload: false, receivedAt, channel: index, value, values: null } };
   }
 
-  private parseSingle(json: unknown, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
-    const parsed = singleValuePayloadSchema.safeParse(json);
-    if (!parsed.success) {
-      if (json && typeof json === 'object' && hasNonFinite((json as { value?: unknown }).value)) {
-        return reject('non_finite', 'value is not finite');
-      }
-      return reject('invalid_payload', 'expected {"ts"?: number|string, "value": number}');
+  private parseSingle(input: unknown, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
+    let json: SingleValuePayload;
+    if (isSingleValuePayload(input)) json = input;
+    else {
+      const checked = singleValuePayloadSchema.safeParse(input);
+      if (!checked.success) return this.rejectSingle(input);
+      json = checked.data;
     }
-    const ts = parsed.data.ts === undefined ? now : toEpochMs(parsed.data.ts);
+    const ts = json.ts === undefined ? now : toEpochMs(json.ts);
     if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
     const index = this.resolveChannel(channel);
     if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
     return {
       ok: true,
-      reading: { streamId, ts, tsFromPayload: parsed.data.ts !== undefined, receivedAt, channel: index, value: parsed.data.value, values: null },
+      reading: { streamId, ts, tsFromPayload: json.ts !== undefined, receivedAt, channel: index, value: json.value, values: null },
     };
   }
 
-  private parseMulti(json: unknown, streamId: string, now: number, receivedAt: number): ParseResult {
-    const parsed = multiValuePayloadSchema.safeParse(json);
-    if (!parsed.success) {
-      if (json && typeof json === 'object' && hasNonFinite((json as { values?: unknown }).values)) {
-        return reject('non_finite', 'a value is not finite');
-      }
-      return reject('invalid_payload', 'expected {"ts"?: number|string, "values": {channel: number, …}}');
+  /** Why the zod schema refused a payload. */
+  private rejectSingle(json: unknown): ParseResult {
+    if (isPlainObject(json) && hasNonFinite(json.value)) return reject('non_finite', 'value is not finite');
+    return reject('invalid_payload', 'expected {"ts"?: number|string, "value": number}');
+  }
+
+  private rejectMulti(json: unknown): ParseResult {
+    if (isPlainObject(json) && hasNonFinite(json.values)) return reject('non_finite', 'a value is not finite');
+    return reject('invalid_payload', 'expected {"ts"?: number|string, "values": {channel: number, …}}');
+  }
+
+  private parseMulti(input: unknown, streamId: string, now: number, receivedAt: number): ParseResult {
+    let json: MultiValuePayload;
+    if (isMultiValuePayload(input)) json = input;
+    else {
+      const checked = multiValuePayloadSchema.safeParse(input);
+      if (!checked.success) return this.rejectMulti(input);
+      json = checked.data;
     }
-    const ts = parsed.data.ts === undefined ? now : toEpochMs(parsed.data.ts);
+    const ts = json.ts === undefined ? now : toEpochMs(json.ts);
     if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
     const values = new Float32Array(this.channels.length);
     let seen = 0;
-    for (const name in parsed.data.values) {
+    for (const name in json.values) {
       const index = this.channelIndex.get(name);
       if (index === undefined) return reject('unknown_channel', `channel "${name.slice(0, 64)}" is not one of the model's channels`);
-      values[index] = parsed.data.values[name] as number;
+      values[index] = json.values[name] as number;
       seen++;
     }
     if (seen !== this.channels.length) {
@@ -132,7 +169,7 @@ export class PayloadParser {
     }
     return {
       ok: true,
-      reading: { streamId, ts, tsFromPayload: parsed.data.ts !== undefined, receivedAt, channel: -1, value: 0, values },
+      reading: { streamId, ts, tsFromPayload: json.ts !== undefined, receivedAt, channel: -1, value: 0, values },
     };
   }
 }

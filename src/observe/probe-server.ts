@@ -18,7 +18,8 @@ export class ProbeServer {
 
   async start(host: string, port: number): Promise<number> {
     const server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
+      const url = new URL(req.url ?? '/', 'http://probe');
+      const path = url.pathname;
       const known = path === '/metrics' || path === '/healthz' || path === '/readyz';
       if (!known) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -34,7 +35,10 @@ export class ProbeServer {
         const { ready, detail } = this.readiness();
         res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...detail }) + '\n');
       } else {
-        this.registry.metrics().then(
+        // ?name=a&name=b returns only those metrics: a cheap scrape for tools that poll often.
+        const names = url.searchParams.getAll('name');
+        const text = names.length === 0 ? this.registry.metrics() : this.only(names);
+        text.then(
           (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
           (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
         );
@@ -51,6 +55,14 @@ export class ProbeServer {
       });
     });
     return (server.address() as AddressInfo).port;
+  }
+
+  private async only(names: string[]): Promise<string> {
+    const parts: string[] = [];
+    for (const name of names.slice(0, 64)) {
+      if (this.registry.getSingleMetric(name)) parts.push(await this.registry.getSingleMetricAsString(name));
+    }
+    return parts.join('\n') + '\n';
   }
 
   async stop(): Promise<void> {

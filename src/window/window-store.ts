@@ -33,10 +33,8 @@ export class StreamWindow {
   lastReceivedAt = 0;
   lastSeen: number;
   stale = false;
-  readonly pending: Float32Array;
-  readonly pendingTs: Float64Array;
-  pendingCount = 0;
-  pendingMask: Uint8Array;
+  /** The row being assembled from single-channel readings; allocated on the first such reading. */
+  pending: PendingRow | null = null;
 
   constructor(
     readonly streamId: string,
@@ -45,10 +43,25 @@ export class StreamWindow {
     now: number,
   ) {
     this.rows = new Float32Array(window * channels);
-    this.pending = new Float32Array(channels);
-    this.pendingTs = new Float64Array(channels);
-    this.pendingMask = new Uint8Array(channels);
     this.lastSeen = now;
+  }
+}
+
+class PendingRow {
+  readonly values: Float32Array;
+  readonly ts: Float64Array;
+  readonly mask: Uint8Array;
+  count = 0;
+
+  constructor(channels: number) {
+    this.values = new Float32Array(channels);
+    this.ts = new Float64Array(channels);
+    this.mask = new Uint8Array(channels);
+  }
+
+  clear(): void {
+    this.mask.fill(0);
+    this.count = 0;
   }
 }
 
@@ -66,6 +79,8 @@ export class WindowStore {
   private staleStreams = 0;
   /** Streams that came back after a gap, since the store started. */
   gapsClosed = 0;
+  /** One-channel models commit every reading as a row straight from here. */
+  private readonly single = new Float32Array(1);
 
   constructor(private readonly options: WindowOptions) {
     const norm = options.normalization;
@@ -98,51 +113,46 @@ export class WindowStore {
     stream.lastSeen = now;
     if (reading.values !== null) return this.commit(stream, reading.values, reading.ts, reading.receivedAt);
     if (this.options.channels === 1) {
-      stream.pending[0] = reading.value;
-      return this.commit(stream, stream.pending, reading.ts, reading.receivedAt);
+      this.single[0] = reading.value;
+      return this.commit(stream, this.single, reading.ts, reading.receivedAt);
     }
     return this.pushPoint(stream, reading);
   }
 
   private pushPoint(stream: StreamWindow, reading: Reading): PushOutcome {
+    const pending = (stream.pending ??= new PendingRow(this.options.channels));
     const ch = reading.channel;
     let outcome: PushOutcome = 'filling';
-    if (stream.pendingMask[ch] === 1) {
-      if (reading.tsFromPayload && stream.pendingTs[ch] === reading.ts) return 'duplicate';
-      if (stream.filled > 0) outcome = this.commitCarried(stream, reading.receivedAt);
-      else this.clearPending(stream);
+    if (pending.mask[ch] === 1) {
+      if (reading.tsFromPayload && pending.ts[ch] === reading.ts) return 'duplicate';
+      if (stream.filled > 0) outcome = this.commitCarried(stream, pending, reading.receivedAt);
+      else pending.clear();
     }
-    stream.pending[ch] = reading.value;
-    stream.pendingTs[ch] = reading.ts;
-    if (stream.pendingMask[ch] === 0) {
-      stream.pendingMask[ch] = 1;
-      stream.pendingCount++;
+    pending.values[ch] = reading.value;
+    pending.ts[ch] = reading.ts;
+    if (pending.mask[ch] === 0) {
+      pending.mask[ch] = 1;
+      pending.count++;
     }
-    if (stream.pendingCount === this.options.channels) {
-      const ts = maxOf(stream.pendingTs);
-      outcome = this.commit(stream, stream.pending, ts, reading.receivedAt);
-      this.clearPending(stream);
+    if (pending.count === this.options.channels) {
+      outcome = this.commit(stream, pending.values, maxOf(pending.ts), reading.receivedAt);
+      pending.clear();
     }
     return outcome;
   }
 
   /** Commits the pending row with missing channels carried forward from the newest row. */
-  private commitCarried(stream: StreamWindow, receivedAt: number): PushOutcome {
+  private commitCarried(stream: StreamWindow, pending: PendingRow, receivedAt: number): PushOutcome {
     const channels = this.options.channels;
     const prev = ((stream.head - 1 + this.options.window) % this.options.window) * channels;
     let ts = Number.NEGATIVE_INFINITY;
     for (let c = 0; c < channels; c++) {
-      if (stream.pendingMask[c] === 0) stream.pending[c] = stream.rows[prev + c] as number;
-      else if ((stream.pendingTs[c] as number) > ts) ts = stream.pendingTs[c] as number;
+      if (pending.mask[c] === 0) pending.values[c] = stream.rows[prev + c] as number;
+      else if ((pending.ts[c] as number) > ts) ts = pending.ts[c] as number;
     }
-    const outcome = this.commit(stream, stream.pending, ts, receivedAt);
-    this.clearPending(stream);
+    const outcome = this.commit(stream, pending.values, ts, receivedAt);
+    pending.clear();
     return outcome;
-  }
-
-  private clearPending(stream: StreamWindow): void {
-    stream.pendingMask.fill(0);
-    stream.pendingCount = 0;
   }
 
   private commit(stream: StreamWindow, row: Float32Array, ts: number, receivedAt: number): PushOutcome {
@@ -160,7 +170,7 @@ export class WindowStore {
     this.staleStreams--;
     stream.filled = 0;
     stream.head = 0;
-    this.clearPending(stream);
+    stream.pending?.clear();
   }
 
   /** Copies the stream's window, oldest row first, into target at offset (normalised if the manifest says so). */
