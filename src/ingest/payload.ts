@@ -35,6 +35,8 @@ export function isMultiValuePayload(json: unknown): json is MultiValuePayload {
   if (!isPlainObject(json) || !isTimestamp(json.ts) || !isPlainObject(json.values)) return false;
   const values = json.values;
   for (const key in values) {
+    // zod's record drops a "__proto__" key rather than judging its value; so do we (parse then refuses it as a channel).
+    if (key === '__proto__') continue;
     const v = values[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || key.length > 256) return false;
   }

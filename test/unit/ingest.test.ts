@@ -83,6 +83,13 @@ describe('payload parser', () => {
     expect(reasonOf(parse(parser, 'json-value', '{"value":1}', null))).toBe('wrong_channel_count');
   });
 
+  it('refuses a "__proto__" channel instead of touching the prototype', () => {
+    const payload = '{"values":{"pressure":1,"temperature":2,"__proto__":{"polluted":1}}}';
+    expect(reasonOf(parse(parser, 'json-values', payload))).toBe('unknown_channel');
+    expect(reasonOf(parse(parser, 'json-values', '{"values":{"pressure":1,"temperature":2,"__proto__":3}}'))).toBe('unknown_channel');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('rejects binary garbage without throwing', () => {
     const garbage = Uint8Array.from([0xff, 0xfe, 0x00, 0x7b, 0x80, 0x81]);
     expect(reasonOf(parse(parser, 'json-values', garbage))).toBe('malformed');

@@ -21,8 +21,14 @@ describe('hot-path payload checks agree with the zod schemas', () => {
       fc.property(fc.oneof(fc.record({ ts, values, extra: anyValue }).map(withoutUndefined), anyValue), (payload) => {
         expect(isMultiValuePayload(payload)).toBe(multiValuePayloadSchema.safeParse(payload).success);
       }),
-      { numRuns: 5000 },
+      { numRuns: 20000 },
     );
+  });
+
+  it('agree on the cases found so far', () => {
+    for (const payload of [JSON.parse('{"values":{"__proto__":NaN}}'.replace('NaN', '"x"')), { values: { a: -0 } }, { ts: 'x'.repeat(65), values: {} }]) {
+      expect(isMultiValuePayload(payload)).toBe(multiValuePayloadSchema.safeParse(payload).success);
+    }
   });
 
   it('single-value payloads', () => {
@@ -30,7 +36,7 @@ describe('hot-path payload checks agree with the zod schemas', () => {
       fc.property(fc.oneof(fc.record({ ts, value: anyValue, extra: anyValue }).map(withoutUndefined), anyValue), (payload) => {
         expect(isSingleValuePayload(payload)).toBe(singleValuePayloadSchema.safeParse(payload).success);
       }),
-      { numRuns: 5000 },
+      { numRuns: 20000 },
     );
   });
 });
