@@ -5,18 +5,22 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { MqttClient } from 'mqtt';
 import { alertEventId, topChannels, type Alert, type Status } from './alert/alert.js';
+import { AlertOutbox } from './alert/outbox.js';
 import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
 import { connectBroker } from './broker/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
+import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { HysteresisDecider } from './decide/hysteresis.js';
 import { MqttIngest, type ReadingSink } from './ingest/mqtt-ingest.js';
 import { PayloadParser } from './ingest/payload.js';
+import { StreamRateLimiter } from './ingest/rate-limit.js';
 import type { Reading, RejectReason } from './ingest/reading.js';
 import { compileRule, type TopicRule } from './ingest/topic.js';
-import { loadModel, type Scorer } from './model/scorer.js';
+import { ModelWatcher } from './model/model-watcher.js';
+import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './model/scorer.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
 import { SentinelMetrics } from './observe/metrics.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
@@ -42,6 +46,8 @@ export class Daemon implements ReadingSink {
   private batcher!: MicroBatcher;
   private decider!: HysteresisDecider;
   private alerts!: AlertSink;
+  private outbox: AlertOutbox | null = null;
+  private watcher: ModelWatcher | null = null;
   private ingest: MqttIngest | null = null;
   private client: MqttClient | null = null;
   private embedded: EmbeddedBroker | null = null;
@@ -83,20 +89,25 @@ export class Daemon implements ReadingSink {
     };
   }
 
-  async start(): Promise<void> {
-    const { config, log, metrics } = this;
-    const rules = compileRules(config);
-    this.httpPort = await this.probes.start(config.http.host, config.http.port);
-    log.info({ host: config.http.host, port: this.httpPort }, 'metrics and probes listening');
-
-    const scorer = await loadModel(config.model.path, {
+  private loadOptions(): LoadModelOptions {
+    const { config, log } = this;
+    return {
       executionProviders: config.model.executionProviders,
       intraOpThreads: config.model.intraOpThreads,
       warmupRuns: config.model.warmupRuns,
       maxBatch: config.batch.maxSize,
       onFallback: (provider, err) =>
         log.warn({ provider, err: err.message }, `execution provider ${provider} unavailable, falling back to the next one`),
-    });
+    };
+  }
+
+  async start(): Promise<void> {
+    const { config, log, metrics } = this;
+    const rules = compileRules(config);
+    this.httpPort = await this.probes.start(config.http.host, config.http.port);
+    log.info({ host: config.http.host, port: this.httpPort }, 'metrics and probes listening');
+
+    const scorer = await loadModel(config.model.path, this.loadOptions());
     this.scorer = scorer;
     const { manifest } = scorer;
     metrics.setModel(manifest.name, manifest.version, scorer.provider);
@@ -122,13 +133,20 @@ export class Daemon implements ReadingSink {
       onCapacity: () => this.pump(),
     });
 
+    this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
+    const { pending, skippedLines } = this.outbox.open();
+    metrics.outboxPending.set(pending.length);
+    if (pending.length > 0 || skippedLines > 0) {
+      log.info({ path: config.outbox.path, pending: pending.length, skippedLines }, 'outbox holds undelivered alerts: replaying them first');
+    }
+
     let url = config.broker.url;
     let protocolVersion = config.broker.protocolVersion;
     if (url === null) {
       this.embedded = await startEmbeddedBroker(config.broker.embedded.host, config.broker.embedded.port);
       url = this.embedded.url;
       protocolVersion = 4; // aedes speaks MQTT 3.1.1 only
-      log.info({ url }, 'no broker configured: started the embedded broker');
+      log.info({ url: redactUrl(url) }, 'no broker configured: started the embedded broker');
     }
     this.brokerUrl = url;
     const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
@@ -141,35 +159,99 @@ export class Daemon implements ReadingSink {
       this.connected = true;
       metrics.brokerConnected.set(1);
       this.readiness();
-      log.info({ url, sessionPresent: connack.sessionPresent }, 'connected to broker');
+      log.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, 'connected to broker');
       this.publishStatus('online');
     });
     client.on('close', () => {
-      if (this.connected) log.warn({ url }, 'disconnected from broker');
+      if (this.connected) log.warn({ url: redactUrl(url) }, 'disconnected from broker');
       this.connected = false;
       metrics.brokerConnected.set(0);
       this.readiness();
     });
     client.on('reconnect', () => {
       metrics.brokerReconnects.inc();
-      log.info({ url, nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
+      log.info({ url: redactUrl(url), nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
     });
     client.on('error', (err) => this.warner.warn('broker-error', { err: err.message }, 'broker connection error'));
 
-    this.alerts = new MqttAlertPublisher(client, config.alert.prefix, {
-      onPublished: () => metrics.alertsPublished.inc(),
+    const outbox = this.outbox;
+    const publisher = new MqttAlertPublisher(client, config.alert.prefix, outbox, {
+      onPublished: () => {
+        metrics.alertsPublished.inc();
+        metrics.outboxPending.set(outbox.size);
+      },
       onFailed: (alert, err) => {
         metrics.alertPublishFailures.inc();
-        log.error({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert publish failed');
+        log.warn({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert not acknowledged; it stays in the outbox');
+      },
+      onDropped: (alert) => {
+        metrics.outboxDropped.inc();
+        log.error({ eventId: alert.eventId, streamId: alert.streamId, maxAlerts: config.outbox.maxAlerts }, 'outbox full: oldest undelivered alert dropped');
       },
     });
-    const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes);
-    this.ingest = new MqttIngest(client, rules, parser, this, {
-      onReceived: (rule) => this.counterFor(this.receivedBy, rule, () => metrics.messagesReceived.labels(rule?.filter ?? 'none')).inc(),
-      onRejected: (reason, detail, t) => this.reject(reason, detail, t),
-    });
+    publisher.replay(pending);
+    this.alerts = publisher;
+    const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
+    const perSecond = config.ingest.maxReadingsPerSecondPerStream;
+    const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, 2 * config.window.maxStreams) : null;
+    this.ingest = new MqttIngest(
+      client,
+      rules,
+      parser,
+      this,
+      {
+        onReceived: (rule) => this.counterFor(this.receivedBy, rule, () => metrics.messagesReceived.labels(rule?.filter ?? 'none')).inc(),
+        onRejected: (reason, detail, t) => this.reject(reason, detail, t),
+      },
+      limiter,
+    );
     this.ingest.start();
+    this.watcher = new ModelWatcher(config.model.path, {
+      currentVersion: () => this.scorer?.manifest.version ?? '',
+      reload: () => this.reloadModel(),
+    });
+    this.watcher.start(config.model.watch);
     this.schedule();
+  }
+
+  /**
+   * Loads the model file again and, if it is a new valid model that fits the running pipeline (same
+   * window, channels and normalisation), swaps it in between two batches; the old one keeps serving
+   * otherwise.
+   */
+  async reloadModel(): Promise<'swapped' | 'refused' | 'incomplete'> {
+    const { log, metrics, config } = this;
+    const current = this.scorer;
+    if (current === null || this.stopping) return 'incomplete';
+    let next: Scorer;
+    try {
+      next = await loadModel(config.model.path, this.loadOptions());
+    } catch (err) {
+      const result = err instanceof ModelError && err.kind === 'incomplete' ? 'incomplete' : 'refused';
+      metrics.modelSwaps.labels(result).inc();
+      this.warner.warn(`model-${result}`, { err: (err as Error).message }, result === 'refused' ? 'new model refused; the old one keeps serving' : 'new model not readable yet; will retry');
+      return result;
+    }
+    if (next.manifest.version === current.manifest.version) {
+      await next.release();
+      return 'swapped';
+    }
+    const problem = swapIncompatibility(current.manifest, next.manifest);
+    if (problem !== null || this.stopping) {
+      await next.release();
+      if (problem === null) return 'incomplete';
+      metrics.modelSwaps.labels('refused').inc();
+      log.warn({ model: next.manifest.name, version: next.manifest.version, problem }, 'new model refused: it does not fit the running pipeline (restart to change shape); the old one keeps serving');
+      return 'refused';
+    }
+    this.batcher.swapScorer(next);
+    this.decider.setPolicy(next.manifest.policy);
+    this.scorer = next;
+    metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
+    metrics.modelSwaps.labels('swapped').inc();
+    log.info({ from: current.manifest.version, to: next.manifest.version, model: next.manifest.name, provider: next.provider }, 'model swapped');
+    if (this.connected) void this.publishStatus('online');
+    return 'swapped';
   }
 
   private counterFor<K>(cache: Map<K, { inc(): void }>, key: K, make: () => { inc(): void }): { inc(): void } {
@@ -300,6 +382,7 @@ export class Daemon implements ReadingSink {
     });
     add(schedule.summary, 'summary', () => void this.logSummary());
     add(schedule.staleCheck, 'stale-check', () => this.sweep());
+    add(schedule.modelPoll, 'model-poll', () => void this.watcher?.check());
   }
 
   /** Marks stale streams (data gaps, not anomalies) and evicts idle ones. */
@@ -349,6 +432,7 @@ export class Daemon implements ReadingSink {
     this.stopping = true;
     this.metrics.ready.set(0);
     this.ingest?.stopIntake();
+    this.watcher?.stop();
     for (const task of this.tasks) await task.stop();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<false>((resolve) => {
@@ -363,7 +447,11 @@ export class Daemon implements ReadingSink {
       await new Promise<void>((resolve) => client.end(!drained, {}, () => resolve()));
     }
     if (this.embedded) await this.embedded.stop();
-    await this.scorer?.release();
+    this.outbox?.close();
+    if (this.batcher) {
+      await this.batcher.drain();
+      await this.batcher.release();
+    } else await this.scorer?.release();
     await this.probes.stop();
     this.log.info({ drained, ...(await this.totals()) }, 'stopped');
     return drained;
@@ -377,6 +465,13 @@ export class Daemon implements ReadingSink {
       await this.batcher.drain();
     }
     await this.batcher.drain();
-    await this.alerts.flush();
+    // Alerts the broker cannot take now are safe in the outbox: wait only while it is reachable.
+    await Promise.race([this.alerts.flush(), this.untilDisconnected()]);
+  }
+
+  private untilDisconnected(): Promise<void> {
+    const client = this.client;
+    if (client === null || !this.connected) return Promise.resolve();
+    return new Promise((resolve) => client.once('close', () => resolve()));
   }
 }

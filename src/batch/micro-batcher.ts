@@ -84,8 +84,17 @@ export class MicroBatcher {
 
   /** A model with the same input shape takes over from the next batch on; the old one is released. */
   swapScorer(next: Scorer): void {
+    // A model queued for a swap that never happened is replaced, so release it.
+    if (this.nextScorer !== null) void this.nextScorer.release();
     this.nextScorer = next;
     if (this.running === null) this.applySwap();
+  }
+
+  /** Releases the model sessions (after drain()). */
+  async release(): Promise<void> {
+    if (this.nextScorer !== null) await this.nextScorer.release();
+    this.nextScorer = null;
+    await this.scorer.release();
   }
 
   /** Dispatches whatever is filling and resolves once nothing is queued or running. */

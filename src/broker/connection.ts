@@ -28,6 +28,9 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
     reconnectPeriod: broker.reconnectMinMs,
     connectTimeout: 10_000,
     resubscribe: true,
+    // mqtt.js stops retrying after a refused CONNACK (bad credentials, server unavailable) unless told
+    // otherwise; a daemon must keep trying (a rotated Secret or a broker coming up fixes it).
+    reconnectOnConnackError: true,
     will: { topic: options.will.topic, payload: Buffer.from(options.will.payload), qos: 1, retain: true },
     properties: v5
       ? { sessionExpiryInterval: broker.sessionExpirySeconds, receiveMaximum: Math.max(1, Math.min(65_535, options.receiveMaximum)) }

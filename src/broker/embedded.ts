@@ -10,7 +10,13 @@ export interface EmbeddedBroker {
 }
 
 export async function startEmbeddedBroker(host: string, port: number): Promise<EmbeddedBroker> {
-  const aedes = await Aedes.createBroker();
+  const aedes = await Aedes.createBroker({
+    // aedes 1.x drops the subscriber's connection when it routes a topic with an empty level
+    // ("a//b"): refuse such publishes at the door instead (only the publisher is disconnected).
+    authorizePublish: (_client, packet, callback) => {
+      callback(packet.topic.split('/').some((level) => level.length === 0) ? new Error('empty topic level') : null);
+    },
+  });
   const server: Server = createServer(aedes.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

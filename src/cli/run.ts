@@ -1,6 +1,6 @@
 /** `sentinel run` and `sentinel check-config`: start the daemon, or only validate what it would start with. */
 import { existsSync } from 'node:fs';
-import { ConfigError, loadConfig, redactConfig } from '../config/load.js';
+import { ConfigError, loadConfig, redactConfig, redactUrl } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { compileRules, Daemon } from '../daemon.js';
 import { readManifest } from '../model/scorer.js';
@@ -58,7 +58,7 @@ export async function runCommand(path: string | undefined): Promise<number> {
     process.stderr.write(`startup failed: ${(err as Error).message}\n`);
     return 1;
   }
-  log.info({ node: config.nodeName, broker: daemon.brokerUrl, httpPort: daemon.httpPort }, 'sentinel ready');
+  log.info({ node: config.nodeName, broker: redactUrl(daemon.brokerUrl), httpPort: daemon.httpPort }, 'sentinel ready');
   const code = await stopped;
   log.flush();
   return code;

@@ -164,8 +164,14 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
 
 const secretKeys = new Set(['password']);
 
-/** A copy safe to print or log: secrets replaced by "[redacted]". */
+/** The URL without the user:password part, for logs and printed config. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+}
+
+/** A copy safe to print or log: secrets (and credentials inside the broker URL) replaced by "[redacted]". */
 export function redactConfig(config: Config): unknown {
+  const url = config.broker.url === null ? null : redactUrl(config.broker.url);
   const walk = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(walk);
     if (value && typeof value === 'object') {
@@ -175,5 +181,5 @@ export function redactConfig(config: Config): unknown {
     }
     return value;
   };
-  return walk(config);
+  return walk({ ...config, broker: { ...config.broker, url } });
 }

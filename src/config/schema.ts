@@ -74,6 +74,17 @@ export const configSchema = z.object({
   ingest: z
     .object({
       maxPayloadBytes: z.number().int().min(16).default(16_384).describe('larger payloads are rejected unparsed'),
+      maxFutureSkewMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(86_400_000)
+        .describe('readings stamped further ahead of the wall clock are rejected (bad_timestamp)'),
+      maxReadingsPerSecondPerStream: z
+        .number()
+        .min(0)
+        .default(1000)
+        .describe('per-stream rate limit (token bucket, 1 s burst), checked before parsing; 0 = off'),
     })
     .prefault({}),
   queue: z
@@ -108,6 +119,17 @@ export const configSchema = z.object({
         .describe('tried in order; CPU is the fallback'),
       intraOpThreads: z.number().int().min(1).default(1).describe('onnxruntime intra-op threads'),
       warmupRuns: z.number().int().min(1).default(3).describe('inference runs before the daemon reports ready'),
+      watch: z.boolean().default(true).describe('reload the model when its file or manifest changes (zero-downtime swap)'),
+    })
+    .prefault({}),
+  outbox: z
+    .object({
+      path: z
+        .string()
+        .min(1)
+        .default('.sentinel/outbox.jsonl')
+        .describe('journal of alerts not yet acknowledged by the broker; replayed in order after a restart'),
+      maxAlerts: z.number().int().min(1).default(10_000).describe('undelivered alerts kept; beyond this the oldest is dropped (counted)'),
     })
     .prefault({}),
   alert: z
@@ -139,6 +161,7 @@ export const configSchema = z.object({
       heartbeat: z.string().default('*/30 * * * * *').describe('cron: republish the retained status'),
       summary: z.string().default('0 * * * * *').describe('cron: log a one-line summary'),
       staleCheck: z.string().default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
+      modelPoll: z.string().default('*/30 * * * * *').describe('cron: check the model file for a new version'),
     })
     .prefault({}),
   shutdown: z

@@ -1,6 +1,7 @@
 /** The ingest stage: subscribes to the configured topics and turns each MQTT message into a reading or a rejection. */
 import type { MqttClient } from 'mqtt';
 import type { PayloadParser } from './payload.js';
+import type { StreamRateLimiter } from './rate-limit.js';
 import type { Reading, RejectReason } from './reading.js';
 import type { TopicRule } from './topic.js';
 
@@ -28,6 +29,7 @@ export class MqttIngest {
     private readonly parser: PayloadParser,
     private readonly sink: ReadingSink,
     private readonly hooks: IngestHooks,
+    private readonly limiter: StreamRateLimiter | null = null,
   ) {}
 
   /** Installs the message handler and subscribes (again on every reconnect, via mqtt.js resubscribe). */
@@ -67,8 +69,14 @@ export class MqttIngest {
       done();
       return;
     }
+    const now = Date.now();
+    if (this.limiter !== null && !this.limiter.allow(match.streamId, now)) {
+      this.hooks.onRejected('rate_limited', `stream ${match.streamId.slice(0, 64)} exceeds ingest.maxReadingsPerSecondPerStream`, topic);
+      done();
+      return;
+    }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const result = this.parser.parse(rule.format, match.streamId, match.channel, payload, Date.now(), performance.now());
+    const result = this.parser.parse(rule.format, match.streamId, match.channel, payload, now, performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
       done();

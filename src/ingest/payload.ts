@@ -46,6 +46,10 @@ export function isMultiValuePayload(json: unknown): json is MultiValuePayload {
 const numberText = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 const nonFiniteText = /^\s*[-+]?(nan|inf|infinity)\s*$/i;
 
+/** Readings are windowed as float32: a larger finite double would become Infinity there. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+const outOfRange = (v: number): boolean => v > FLOAT32_MAX || v < -FLOAT32_MAX;
+
 function reject(reason: RejectReason, detail: string): ParseResult {
   return { ok: false, reason, detail };
 }
@@ -71,6 +75,8 @@ export class PayloadParser {
   constructor(
     private readonly channels: readonly string[],
     private readonly maxPayloadBytes: number,
+    /** A ts further ahead of the wall clock is refused: one bad clock would otherwise make every later reading "out of order". */
+    private readonly maxFutureSkewMs = 86_400_000,
   ) {
     this.channelIndex = new Map(channels.map((name, i) => [name, i]));
   }
@@ -103,6 +109,13 @@ export class PayloadParser {
       : this.parseSingle(json, streamId, channel, now, receivedAt);
   }
 
+  /** Epoch ms of a payload ts, or NaN when it is unreadable or too far in the future. */
+  private timestamp(ts: number | string | undefined, now: number): number {
+    if (ts === undefined) return now;
+    const epoch = toEpochMs(ts);
+    return epoch <= now + this.maxFutureSkewMs ? epoch : Number.NaN;
+  }
+
   private resolveChannel(channel: string | null): number | RejectReason {
     if (channel === null) return this.channels.length === 1 ? 0 : 'wrong_channel_count';
     return this.channelIndex.get(channel) ?? 'unknown_channel';
@@ -113,7 +126,7 @@ export class PayloadParser {
       return nonFiniteText.test(text) ? reject('non_finite', 'value is not finite') : reject('malformed', 'not a number');
     }
     const value = Number(text);
-    if (!Number.isFinite(value)) return reject('non_finite', 'value is not finite');
+    if (!Number.isFinite(value) || outOfRange(value)) return reject('non_finite', 'value is not a finite float32');
     const index = this.resolveChannel(channel);
     if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
     return { ok: true, reading: { streamId, ts: now, tsFromPayload: false, receivedAt, channel: index, value, values: null } };
@@ -127,8 +140,9 @@ export class PayloadParser {
       if (!checked.success) return this.rejectSingle(input);
       json = checked.data;
     }
-    const ts = json.ts === undefined ? now : toEpochMs(json.ts);
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
+    const ts = this.timestamp(json.ts, now);
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    if (outOfRange(json.value)) return reject('non_finite', 'value is not a finite float32');
     const index = this.resolveChannel(channel);
     if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
     return {
@@ -156,14 +170,16 @@ export class PayloadParser {
       if (!checked.success) return this.rejectMulti(input);
       json = checked.data;
     }
-    const ts = json.ts === undefined ? now : toEpochMs(json.ts);
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is neither ISO-8601 nor epoch ms');
+    const ts = this.timestamp(json.ts, now);
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
     const values = new Float32Array(this.channels.length);
     let seen = 0;
     for (const name in json.values) {
       const index = this.channelIndex.get(name);
       if (index === undefined) return reject('unknown_channel', `channel "${name.slice(0, 64)}" is not one of the model's channels`);
-      values[index] = json.values[name] as number;
+      const value = json.values[name] as number;
+      if (outOfRange(value)) return reject('non_finite', `channel "${name}" is not a finite float32`);
+      values[index] = value;
       seen++;
     }
     if (seen !== this.channels.length) {

@@ -17,6 +17,7 @@ export interface Reading {
 /** Why a message or reading was turned away; the `reason` label of sentinel_readings_rejected_total. */
 export const rejectReasons = [
   'oversized',
+  'rate_limited',
   'malformed',
   'invalid_payload',
   'non_finite',

@@ -23,9 +23,14 @@ export interface Scorer {
 }
 
 export class ModelError extends Error {
+  /**
+   * `incomplete`: file and manifest cannot be read or disagree (a copy may still be under way);
+   * `invalid`: the model breaks the contract.
+   */
   constructor(
     readonly file: string,
     message: string,
+    readonly kind: 'incomplete' | 'invalid' = 'invalid',
   ) {
     super(`model ${file}: ${message}`);
     this.name = 'ModelError';
@@ -48,13 +53,13 @@ export async function readManifest(modelPath: string): Promise<Manifest> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ModelError(path, `cannot read manifest: ${(err as Error).message} — every model needs <name>.json beside <name>.onnx`);
+    throw new ModelError(path, `cannot read manifest: ${(err as Error).message} — every model needs <name>.json beside <name>.onnx`, 'incomplete');
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ModelError(path, `manifest is not valid JSON: ${(err as Error).message}`);
+    throw new ModelError(path, `manifest is not valid JSON: ${(err as Error).message}`, 'incomplete');
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
@@ -144,6 +149,16 @@ class OnnxScorer implements Scorer {
   }
 }
 
+/** Why a new model cannot replace the running one in place, or null when it can. */
+export function swapIncompatibility(current: Manifest, next: Manifest): string | null {
+  if (next.window !== current.window) return `window ${next.window} differs from the running ${current.window}`;
+  if (next.channels.join('\u0000') !== current.channels.join('\u0000')) {
+    return `channels [${next.channels.join(', ')}] differ from the running [${current.channels.join(', ')}]`;
+  }
+  if (JSON.stringify(next.normalization) !== JSON.stringify(current.normalization)) return 'normalization differs from the running model';
+  return null;
+}
+
 /** Loads a model file and its manifest, validated and warmed up. */
 export async function loadModel(modelPath: string, options: LoadModelOptions): Promise<Scorer> {
   const manifest = await readManifest(modelPath);
@@ -151,7 +166,7 @@ export async function loadModel(modelPath: string, options: LoadModelOptions): P
   try {
     bytes = await readFile(modelPath);
   } catch (err) {
-    throw new ModelError(modelPath, `cannot read model file: ${(err as Error).message}`);
+    throw new ModelError(modelPath, `cannot read model file: ${(err as Error).message}`, 'incomplete');
   }
   return createScorer(bytes, manifest, modelPath, options);
 }
@@ -163,7 +178,7 @@ export async function loadModel(modelPath: string, options: LoadModelOptions): P
 export async function createScorer(bytes: Uint8Array, manifest: Manifest, source: string, options: LoadModelOptions): Promise<Scorer> {
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   if (digest !== manifest.version) {
-    throw new ModelError(source, `file hash ${digest} does not match manifest version ${manifest.version} (file replaced or corrupt?)`);
+    throw new ModelError(source, `file hash ${digest} does not match manifest version ${manifest.version} (file replaced or corrupt?)`, 'incomplete');
   }
   const providers = options.executionProviders.includes('cpu') ? options.executionProviders : [...options.executionProviders, 'cpu' as const];
   let session: ort.InferenceSession | null = null;

@@ -105,6 +105,22 @@ export class SentinelMetrics {
     help: 'Reconnect attempts to the MQTT broker',
     registers: [this.registry],
   });
+  readonly outboxPending = new Gauge({
+    name: 'sentinel_outbox_pending',
+    help: 'Alerts journaled in the outbox and not yet acknowledged by the broker',
+    registers: [this.registry],
+  });
+  readonly outboxDropped = new Counter({
+    name: 'sentinel_outbox_dropped_total',
+    help: 'Undelivered alerts given up because the outbox was full (outbox.maxAlerts)',
+    registers: [this.registry],
+  });
+  readonly modelSwaps = new Counter({
+    name: 'sentinel_model_swaps_total',
+    help: 'Model reload attempts by result: swapped, refused (breaks the contract or does not fit), incomplete (retried)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly ready = new Gauge({ name: 'sentinel_ready', help: '1 when /readyz would answer 200', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

@@ -17,8 +17,9 @@ beforeAll(async () => {
 afterAll(async () => broker.stop());
 
 function writeConfig(config: Record<string, unknown>): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'sentinel-e2e-')), 'sentinel.yaml');
-  writeFileSync(path, stringify(config));
+  const dir = mkdtempSync(join(tmpdir(), 'sentinel-e2e-'));
+  const path = join(dir, 'sentinel.yaml');
+  writeFileSync(path, stringify({ outbox: { path: join(dir, 'outbox.jsonl') }, ...config }));
   return path;
 }
 

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, statusSchema, type Alert } from '../../src/alert/alert.js';
@@ -25,6 +28,7 @@ afterAll(async () => {
 
 function daemonConfig(prefix: string, overrides: ConfigInput = {}) {
   return validateConfig({
+    outbox: { path: join(mkdtempSync(join(tmpdir(), 'sentinel-outbox-')), 'outbox.jsonl') },
     nodeName: 'it-node',
     broker: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `sentinel-${prefix.replace(/\//g, '-')}` },
     subscriptions: [{ topic: `${prefix}/sensors/+/telemetry`, format: 'json-values', qos: 1 }],
@@ -154,6 +158,7 @@ describe('daemon through a real broker', () => {
     const config = daemonConfig(prefix, {
       queue: { capacity: 2, dropPolicy: 'drop-newest' },
       batch: { maxSize: 1, maxDelayMs: 0 },
+      ingest: { maxReadingsPerSecondPerStream: 0 },
     });
     config.subscriptions[0] = { ...config.subscriptions[0]!, qos: 0 };
     const daemon = new Daemon(config, silent);

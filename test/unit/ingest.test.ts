@@ -33,11 +33,13 @@ describe('topic rules', () => {
   });
 });
 
+const NOW = Date.parse('2026-06-01T00:00:00Z');
+
 describe('payload parser', () => {
   const parser = new PayloadParser(['pressure', 'temperature'], 256);
   const single = new PayloadParser(['value'], 256);
   const parse = (p: PayloadParser, format: 'json-value' | 'json-values' | 'number', payload: string | Uint8Array, channel: string | null = null): ParseResult =>
-    p.parse(format, 's1', channel, typeof payload === 'string' ? Buffer.from(payload) : payload, 1_000, 5);
+    p.parse(format, 's1', channel, typeof payload === 'string' ? Buffer.from(payload) : payload, NOW, 5);
   const reasonOf = (r: ParseResult): string => (r.ok ? 'ok' : r.reason);
 
   it('parses multi-channel payloads into one row in model channel order', () => {
@@ -54,9 +56,9 @@ describe('payload parser', () => {
     const r = parse(parser, 'json-value', '{"ts":1700000000000,"value":21.3}', 'temperature');
     expect(r.ok && r.reading.channel === 1 && r.reading.value === 21.3 && r.reading.ts === 1700000000000).toBe(true);
     const n = parse(single, 'number', ' 42.5 ');
-    expect(n.ok && n.reading.value === 42.5 && n.reading.ts === 1_000 && !n.reading.tsFromPayload).toBe(true);
+    expect(n.ok && n.reading.value === 42.5 && n.reading.ts === NOW && !n.reading.tsFromPayload).toBe(true);
     const noTs = parse(single, 'json-value', '{"value":1}');
-    expect(noTs.ok && noTs.reading.ts === 1_000 && noTs.reading.tsFromPayload === false).toBe(true);
+    expect(noTs.ok && noTs.reading.ts === NOW && noTs.reading.tsFromPayload === false).toBe(true);
   });
 
   it.each([
@@ -70,6 +72,10 @@ describe('payload parser', () => {
     ['json-values', 'null', 'invalid_payload'],
     ['json-values', `{"values":{"pressure":1,"temperature":2},"pad":"${'x'.repeat(300)}"}`, 'oversized'],
     ['json-value', '{"value":true}', 'invalid_payload'],
+    ['json-value', '{"value":1e300}', 'non_finite'],
+    ['json-value', '{"ts":9e15,"value":1}', 'bad_timestamp'],
+    ['json-value', `{"ts":${Date.parse('2026-06-03T00:00:00Z')},"value":1}`, 'bad_timestamp'],
+    ['number', '-1e39', 'non_finite'],
     ['number', 'NaN', 'non_finite'],
     ['number', '-Infinity', 'non_finite'],
     ['number', '12abc', 'malformed'],

@@ -1,0 +1,92 @@
+/**
+ * Watches the model file for a new version: a change in its folder (fs.watch, debounced) or a
+ * scheduled poll. A version is the manifest's content hash, so a half-copied file is never taken:
+ * its hash does not match yet, and the next event or poll tries again.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { manifestPathFor } from './manifest.js';
+import { readManifest } from './scorer.js';
+
+export interface ModelWatcherHooks {
+  /** The version being served now. */
+  currentVersion(): string;
+  /**
+   * Loads, checks and swaps in the model at the path: `swapped`, `refused` (it breaks the contract or
+   * does not fit the running pipeline: not retried), or `incomplete` (file and manifest disagree, e.g.
+   * still being copied: retried on the next event or poll).
+   */
+  reload(): Promise<'swapped' | 'refused' | 'incomplete'>;
+}
+
+export class ModelWatcher {
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private checking: Promise<void> | null = null;
+  private again = false;
+  /** Versions refused once are not retried until the manifest names another one. */
+  private refused = new Set<string>();
+
+  constructor(
+    private readonly modelPath: string,
+    private readonly hooks: ModelWatcherHooks,
+    private readonly debounceMs = 300,
+  ) {}
+
+  start(watchFolder: boolean): void {
+    if (!watchFolder) return;
+    const names = new Set([basename(this.modelPath), basename(manifestPathFor(this.modelPath))]);
+    try {
+      this.watcher = watch(dirname(this.modelPath), (_event, file) => {
+        // Kubernetes volumes swap a ..data symlink: any change in the folder may be ours.
+        if (file === null || names.has(String(file)) || String(file).startsWith('..')) this.schedule();
+      });
+      this.watcher.on('error', () => this.stopWatching());
+    } catch {
+      this.watcher = null; // the cron poll still finds new versions
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.check();
+    }, this.debounceMs);
+  }
+
+  /** Looks at the manifest and reloads when it names a version not served and not refused before. */
+  async check(): Promise<void> {
+    if (this.checking !== null) {
+      this.again = true;
+      return this.checking;
+    }
+    this.checking = (async () => {
+      do {
+        this.again = false;
+        let version: string;
+        try {
+          version = (await readManifest(this.modelPath)).version;
+        } catch {
+          continue; // missing or half-written manifest: wait for the next event or poll
+        }
+        if (version === this.hooks.currentVersion() || this.refused.has(version)) continue;
+        if ((await this.hooks.reload()) === 'refused') this.refused.add(version);
+      } while (this.again);
+    })().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  private stopWatching(): void {
+    this.watcher?.close();
+    this.watcher = null;
+  }
+
+  stop(): void {
+    this.stopWatching();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
