@@ -26,6 +26,17 @@ import { SentinelMetrics } from './observe/metrics.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 import { WindowStore } from './window/window-store.js';
 
+/** Resolves true if the promise settled within ms, false otherwise (the promise is left to run). */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = await Promise.race([promise.then(() => true as const, () => true as const), timeout]);
+  clearTimeout(timer);
+  return settled;
+}
+
 /** Compiles the subscription rules; throws naming the config field on a bad template. */
 export function compileRules(config: Config): TopicRule[] {
   return config.subscriptions.map((sub, i) => compileRule(sub, i));
@@ -202,6 +213,9 @@ export class Daemon implements ReadingSink {
       {
         onReceived: (rule) => this.counterFor(this.receivedBy, rule, () => metrics.messagesReceived.labels(rule?.filter ?? 'none')).inc(),
         onRejected: (reason, detail, t) => this.reject(reason, detail, t),
+        onRefused: (qos) => {
+          if (qos === 0) metrics.readingsDropped.labels('shutdown').inc();
+        },
       },
       limiter,
     );
@@ -442,9 +456,10 @@ export class Daemon implements ReadingSink {
     clearTimeout(timer);
     if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.queue?.size }, 'grace period ran out before the drain finished');
     if (this.client) {
-      if (this.connected) await this.publishStatus('offline');
       const client = this.client;
-      await new Promise<void>((resolve) => client.end(!drained, {}, () => resolve()));
+      if (this.connected) await withTimeout(this.publishStatus('offline'), 2_000);
+      const ended = new Promise<void>((resolve) => client.end(!drained, {}, () => resolve()));
+      if (!(await withTimeout(ended, 2_000))) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
     }
     if (this.embedded) await this.embedded.stop();
     this.outbox?.close();

@@ -18,6 +18,8 @@ export interface ReadingSink {
 export interface IngestHooks {
   onReceived(rule: TopicRule | null): void;
   onRejected(reason: RejectReason, detail: string, topic: string): void;
+  /** A message arrived after intake stopped: not acknowledged (QoS 1 comes again; QoS 0 is lost). */
+  onRefused?(qos: 0 | 1): void;
 }
 
 export class MqttIngest {
@@ -43,15 +45,21 @@ export class MqttIngest {
   }
 
   /**
-   * Stops intake: later messages are neither acknowledged nor read, so the broker keeps them in the
-   * persistent session and delivers them to the next run. Subscriptions are kept for the same reason.
+   * Stops intake: later messages are not acknowledged (handing mqtt.js an error skips the PUBACK but
+   * keeps it reading, so acknowledgements of our own publishes still arrive), and the broker
+   * delivers them again to the next run of this persistent session. Subscriptions are kept for the
+   * same reason.
    */
   stopIntake(): void {
     this.accepting = false;
   }
 
   private onMessage(packet: PublishPacket, done: (err?: Error) => void): void {
-    if (!this.accepting) return;
+    if (!this.accepting) {
+      this.hooks.onRefused?.(packet.qos === 0 ? 0 : 1);
+      done(new Error('intake stopped'));
+      return;
+    }
     const topic = packet.topic;
     const qos: 0 | 1 = packet.qos === 0 ? 0 : 1;
     let rule: TopicRule | null = null;
