@@ -5,7 +5,7 @@ import { TableError, readTable } from '../data/table.js';
 import { FitError, trainModel } from './trainer.js';
 import { writeModelFiles } from './write-model.js';
 
-const USAGE = 'usage: sentinel train --input normal.csv --out models/pump.onnx [--window N] [--channels a,b,...]';
+const USAGE = 'usage: sentinel train --input normal.csv --out models/pump.onnx [--window N] [--channels a,b,...] [--cooldown SECONDS]';
 
 export interface CommandIO {
   out: (line: string) => void;
@@ -25,6 +25,7 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
         out: { type: 'string' },
         window: { type: 'string' },
         channels: { type: 'string' },
+        cooldown: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -57,6 +58,14 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
   const channels = values.channels?.split(',').map((c) => c.trim()).filter((c) => c !== '');
 
   try {
+    let cooldownMs: number | undefined;
+    if (values.cooldown !== undefined) {
+      cooldownMs = Number(values.cooldown) * 1000;
+      if (!Number.isFinite(cooldownMs) || cooldownMs < 0) {
+        io.err(`sentinel train: --cooldown ${values.cooldown} must be a number of seconds >= 0`);
+        return 2;
+      }
+    }
     const table = readTable(values.input);
     io.err(`train: read ${table.rows} rows × ${table.channels.length} channels from ${values.input}`);
     let lastTenth = -1;
@@ -64,6 +73,7 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
     const trained = trainModel(table, {
       window,
       channels,
+      cooldownMs,
       name: basename(values.out).replace(/\.onnx$/i, ''),
       source: basename(values.input),
       onProgress: (fraction, note) => {

@@ -9,6 +9,7 @@ export const DEFAULT_MODEL_SEED = 20240101;
 // Three compressed demand cycles (1440 rows each) so the fit sees the whole load range.
 export const DEFAULT_MODEL_ROWS = 4320;
 export const DEFAULT_MODEL_WINDOW = 20;
+export const DEFAULT_MODEL_COOLDOWN_MS = 120_000;
 
 /** The default model, trained exactly as `sentinel train` would on the recorded simulator data. */
 export function buildDefaultModel(): TrainedModel {
@@ -17,7 +18,8 @@ export function buildDefaultModel(): TrainedModel {
   const table = parseTable(Buffer.from(csv, 'utf8'), source);
   // createdAt is the end of the training data rather than the wall clock, so reruns are identical.
   const createdAt = new Date(table.timestamps![table.rows - 1]!).toISOString();
-  return trainModel(table, { window: DEFAULT_MODEL_WINDOW, name: 'default', source, createdAt });
+  // A cooldown keeps one fault from raising twice when its score dips and recovers (noise bursts).
+  return trainModel(table, { window: DEFAULT_MODEL_WINDOW, name: 'default', source, createdAt, cooldownMs: DEFAULT_MODEL_COOLDOWN_MS });
 }
 
 export function defaultModelPath(): string {

@@ -23,6 +23,8 @@ export interface TrainOptions {
   name?: string;
   /** ISO-8601 creation time (default now); fixed by callers that need byte-identical output. */
   createdAt?: string;
+  /** After a resolve, no new alert on the stream for this long (record time; default 0). */
+  cooldownMs?: number;
 }
 
 export interface TrainedModel {
@@ -69,7 +71,9 @@ export function trainModel(table: Table, options: TrainOptions = {}): TrainedMod
   progress(0.5, `scoring ${table.rows - fitRows} held-out windows`);
   const heldOut = scoreRows(model, columns, fitRows, table.rows);
   progress(0.8, 'calibrating thresholds');
-  const { policy, figures } = calibrate(heldOut);
+  const calibrated = calibrate(heldOut);
+  const figures = calibrated.figures;
+  const policy = { ...calibrated.policy, cooldownMs: options.cooldownMs ?? calibrated.policy.cooldownMs };
 
   progress(0.9, 'exporting ONNX');
   const name = options.name ?? 'model';
