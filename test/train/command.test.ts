@@ -23,13 +23,14 @@ describe('sentinel train', () => {
     const input = join(dir, 'normal.csv');
     writeFileSync(input, simulateCsv({ seed: 8, rows: 600 }));
     const { io, out, err } = capture();
-    const code = await runTrainCommand(['--input', input, '--out', join(dir, 'models', 'pump.onnx'), '--window', '10'], io);
+    const code = await runTrainCommand(['--input', input, '--out', join(dir, 'models', 'pump.onnx'), '--window', '10', '--cooldown', '90'], io);
     expect(code).toBe(0);
     expect(err.some((l) => /100% done/.test(l))).toBe(true);
     expect(out.join('\n')).toMatch(/trained window-pca-t2q .* on 600 rows \(450 fit, 150 held out\)/);
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(dir, 'models', 'pump.json'), 'utf8')));
     expect(manifest.name).toBe('pump');
     expect(manifest.window).toBe(10);
+    expect(manifest.policy.cooldownMs).toBe(90_000);
     expect(manifest.training.source).toBe('normal.csv');
     const session = await ort.InferenceSession.create(join(dir, 'models', 'pump.onnx'));
     expect(session.outputNames).toEqual(['score', 'contributions']);
@@ -60,6 +61,7 @@ describe('sentinel train', () => {
     [['--input', 'a.csv', '--out', 'x.json'], /must end in .onnx/],
     [['--input', 'a.csv', '--out', 'x.onnx', '--window', 'ten'], /--window ten must be a whole number/],
     [['--input', 'a.csv', '--out', 'x.onnx', '--bogus'], /Unknown option '--bogus'/],
+    [['--input', 'a.csv', '--out', 'x.onnx', '--cooldown', 'soon'], /--cooldown soon must be a number of seconds >= 0/],
   ])('refuses bad arguments %j with exit 2', async (argv, message) => {
     const { io, err } = capture();
     expect(await runTrainCommand(argv, io)).toBe(2);
