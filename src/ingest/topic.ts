@@ -57,31 +57,44 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
     }
   }
   const hasStreamText = streamParts.length > 0;
+  // The default template, one wildcard as the whole stream id, needs no string building.
+  const streamWildcard = streamParts.length === 1 && typeof streamParts[0] === 'number' ? streamParts[0] : -1;
   const wildcards: string[] = [];
+  const last = levels.length - 1;
   return {
     filter: sub.topic,
     format: sub.format,
     qos: sub.qos,
     index,
     match(topic: string): TopicMatch | null {
-      const actual = topic.split('/');
+      // Walks the topic level by level with indexOf: no split, no array per message.
       wildcards.length = 0;
-      for (let i = 0; i < levels.length; i++) {
-        const level = levels[i];
+      let start = 0;
+      for (let i = 0; i <= last; i++) {
+        const level = levels[i] as string;
         if (level === '#') {
-          if (i === 0 && actual[0]?.startsWith('$')) return null;
-          wildcards.push(actual.slice(i).join('/'));
+          if (i === 0 && topic.charCodeAt(0) === 36) return null; // "$" topics are not matched by wildcards
+          wildcards.push(start <= topic.length ? topic.slice(start) : '');
           break;
         }
-        const value = actual[i];
-        if (value === undefined) return null;
+        if (start > topic.length) return null;
+        const slash = topic.indexOf('/', start);
+        const end = slash === -1 ? topic.length : slash;
         if (level === '+') {
-          if (i === 0 && value.startsWith('$')) return null;
-          wildcards.push(value);
-        } else if (level !== value) return null;
-        if (i === levels.length - 1 && actual.length !== levels.length) return null;
+          if (i === 0 && topic.charCodeAt(0) === 36) return null;
+          wildcards.push(topic.slice(start, end));
+        } else if (end - start !== level.length || !topic.startsWith(level, start)) return null;
+        if (i === last) {
+          if (slash !== -1) return null;
+        } else if (slash === -1) {
+          // Only "a/#" may match "a" (the parent level itself).
+          if (!(i === last - 1 && levels[last] === '#')) return null;
+          wildcards.push('');
+          break;
+        }
+        start = end + 1;
       }
-      const streamId = hasStreamText ? render(streamParts, wildcards) : topic;
+      const streamId = streamWildcard >= 0 ? (wildcards[streamWildcard] ?? '') : hasStreamText ? render(streamParts, wildcards) : topic;
       if (streamId.length === 0) return null;
       return { streamId, channel: channelParts ? render(channelParts, wildcards) : null };
     },

@@ -40,3 +40,47 @@ describe('hot-path payload checks agree with the zod schemas', () => {
     );
   });
 });
+
+describe('topic matching agrees with the MQTT rules', () => {
+  /** The textbook matcher: split both, walk the levels. Returns the wildcard values, or null. */
+  function reference(filter: string, topic: string): string[] | null {
+    const f = filter.split('/');
+    const t = topic.split('/');
+    const values: string[] = [];
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '#') {
+        if (i === 0 && topic.startsWith('$')) return null;
+        values.push(t.slice(i).join('/'));
+        return values;
+      }
+      if (i >= t.length) return null;
+      if (f[i] === '+') {
+        if (i === 0 && topic.startsWith('$')) return null;
+        values.push(t[i] as string);
+      } else if (f[i] !== t[i]) return null;
+    }
+    return t.length === f.length ? values : null;
+  }
+
+  it('matches exactly the topics the textbook matcher does, with the same wildcard values', async () => {
+    const { compileRule } = await import('../../src/ingest/topic.js');
+    const { subscriptionSchema } = await import('../../src/config/schema.js');
+    const level = fc.constantFrom('a', 'b', 'ab', '$s', '', ' ');
+    const filterLevel = fc.constantFrom('a', 'b', 'ab', '+', '$s', '');
+    const filter = fc
+      .tuple(fc.array(filterLevel, { minLength: 1, maxLength: 4 }), fc.boolean())
+      .map(([ls, hash]) => [...ls, ...(hash ? ['#'] : [])].join('/'))
+      .filter((f) => f.length > 0);
+    const topic = fc.array(level, { minLength: 1, maxLength: 5 }).map((ls) => ls.join('/'));
+    fc.assert(
+      fc.property(filter, topic, (f, t) => {
+        const rule = compileRule(subscriptionSchema.parse({ topic: f }), 0);
+        const ref = reference(f, t);
+        const joined = ref === null ? null : ref.join('/');
+        const expected = ref === null ? null : ref.length === 0 ? t : joined === '' ? null : joined;
+        expect(rule.match(t)?.streamId ?? null).toBe(expected);
+      }),
+      { numRuns: 20000 },
+    );
+  });
+});
