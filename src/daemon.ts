@@ -294,8 +294,9 @@ export class Daemon implements ReadingSink {
       (this.droppedNewest ??= this.metrics.readingsDropped.labels('queue_full_drop_newest')).inc();
       ack();
     } else {
+      // The newcomer takes the evicted reading's place: queued stays as it was, so that
+      // received = queued + dropped holds for both policies.
       this.queue.offerDropOldest(reading);
-      this.metrics.readingsQueued.inc();
       (this.droppedOldest ??= this.metrics.readingsDropped.labels('queue_full_drop_oldest')).inc();
       ack();
     }
