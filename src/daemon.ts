@@ -68,7 +68,9 @@ export class Daemon implements ReadingSink {
   private stopping = false;
   private connected = false;
   private readonly startedAt = new Date().toISOString();
-  private readonly receivedBy = new Map<TopicRule | null, { inc(): void }>();
+  /** Per-message counts, by rule index (the last slot: no rule), folded into metrics on scrape. */
+  private receivedTally = new Float64Array(0);
+  private queuedTally = 0;
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
   private droppedNewest: { inc(): void } | null = null;
   private droppedOldest: { inc(): void } | null = null;
@@ -202,6 +204,18 @@ export class Daemon implements ReadingSink {
     });
     publisher.replay(pending);
     this.alerts = publisher;
+    this.receivedTally = new Float64Array(rules.length + 1);
+    const receivedCounters = [...rules.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
+    metrics.addCollector(() => {
+      for (let i = 0; i < receivedCounters.length; i++) {
+        const n = this.receivedTally[i] as number;
+        if (n > 0) (receivedCounters[i] as { inc(n: number): void }).inc(n);
+        this.receivedTally[i] = 0;
+      }
+      if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
+      this.queuedTally = 0;
+      metrics.queueDepth.set(this.queue.size);
+    });
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
     const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, 2 * config.window.maxStreams) : null;
@@ -211,7 +225,10 @@ export class Daemon implements ReadingSink {
       parser,
       this,
       {
-        onReceived: (rule) => this.counterFor(this.receivedBy, rule, () => metrics.messagesReceived.labels(rule?.filter ?? 'none')).inc(),
+        onReceived: (rule) => {
+          const slot = rule === null ? rules.length : rule.index;
+          this.receivedTally[slot] = (this.receivedTally[slot] as number) + 1;
+        },
         onRejected: (reason, detail, t) => this.reject(reason, detail, t),
         onRefused: (qos) => {
           if (qos === 0) metrics.readingsDropped.labels('shutdown').inc();
@@ -285,7 +302,7 @@ export class Daemon implements ReadingSink {
   /** ReadingSink: queue the reading, applying backpressure (QoS 1) or the drop policy (QoS 0) when full. */
   offer(reading: Reading, qos: 0 | 1, ack: () => void): void {
     if (this.queue.offer(reading)) {
-      this.metrics.readingsQueued.inc();
+      this.queuedTally++;
       ack();
     } else if (qos === 1) {
       this.blocked = { reading, ack };
@@ -317,12 +334,11 @@ export class Daemon implements ReadingSink {
       if (this.blocked !== null && this.queue.offer(this.blocked.reading)) {
         const { ack } = this.blocked;
         this.blocked = null;
-        this.metrics.readingsQueued.inc();
+        this.queuedTally++;
         ack();
       }
     }
     this.pumping = false;
-    this.metrics.queueDepth.set(this.queue.size);
   }
 
   private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
