@@ -7,7 +7,7 @@ import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
 import { startCli, runCli } from '../helpers/cli.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { metricValue, scrape } from '../helpers/metrics.js';
+import { metricValue, waitForMetric } from '../helpers/metrics.js';
 import { DEFAULT_MODEL } from '../helpers/model.js';
 
 let broker: TestBroker;
@@ -55,12 +55,7 @@ describe('sentinel CLI end to end', () => {
         const payload = { ts: new Date(r.ts).toISOString(), values: Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]])) };
         await client.publishAsync(`${prefix}/sensors/pump-7/telemetry`, JSON.stringify(payload), { qos: 1 });
       }
-      let queued = 0;
-      await waitFor(() => {
-        void scrape(port).then((t) => (queued = metricValue(t, 'sentinel_readings_queued_total')));
-        return queued === rows;
-      }, 15_000, 'all readings queued');
-      const before = await scrape(port);
+      const before = await waitForMetric(port, 'sentinel_readings_queued_total', rows);
       expect(metricValue(before, 'sentinel_messages_received_total')).toBe(rows);
       // Windows are still waiting for their batch: the SIGTERM drain has to score them.
       expect(metricValue(before, 'sentinel_windows_scored_total')).toBeLessThan(rows - 19);

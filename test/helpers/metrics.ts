@@ -1,4 +1,5 @@
 /** Reads a Prometheus text exposition into numbers a test can assert on. */
+import { waitFor } from './broker.js';
 
 export async function scrape(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -17,4 +18,35 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => text.includes(`${k}="${v}"`))) sum += Number(m[4]);
   }
   return sum;
+}
+
+/** Polls /metrics until `name{labels}` equals `value`; returns the last scrape (throws with the last value seen). */
+export async function waitForMetric(
+  port: number,
+  name: string,
+  value: number,
+  timeoutMs = 15_000,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  let last = '';
+  let polling = false;
+  try {
+    await waitFor(
+      () => {
+        if (!polling) {
+          polling = true;
+          void scrape(port)
+            .then((t) => (last = t))
+            .catch(() => {})
+            .finally(() => (polling = false));
+        }
+        return last !== '' && metricValue(last, name, labels) === value;
+      },
+      timeoutMs,
+      `${name} = ${value}`,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last value ${metricValue(last, name, labels)}`);
+  }
+  return last;
 }

@@ -10,7 +10,7 @@ import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { metricValue, scrape } from '../helpers/metrics.js';
+import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
 import { DEFAULT_MODEL } from '../helpers/model.js';
 
 let broker: TestBroker;
@@ -88,12 +88,8 @@ describe('daemon through a real broker', () => {
       ];
       for (const [topic, message] of bad) await publisher.publishAsync(topic, message, { qos: 1 });
       const expectedWindows = 2 * (rows - 19);
-      let text = '';
       await waitFor(() => alerts.length >= 2, 15_000, 'two alerts');
-      await waitFor(() => {
-        void scrape(daemon.httpPort).then((t) => (text = t));
-        return metricValue(text, 'sentinel_windows_scored_total') === expectedWindows;
-      }, 15_000, 'every window scored');
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', expectedWindows);
 
       expect(alerts.map((a) => [a.type, a.streamId])).toEqual([['raised', 'pump-a'], ['resolved', 'pump-a']]);
       const [raised, resolved] = alerts as [Alert, Alert];
@@ -139,11 +135,7 @@ describe('daemon through a real broker', () => {
         sims.forEach((sim, s) => sends.push(publisher.publishAsync(`${prefix}/sensors/p${s}/telemetry`, payload(sim), { qos: 1 })));
       }
       await Promise.all(sends);
-      let text = '';
-      await waitFor(() => {
-        void scrape(daemon.httpPort).then((t) => (text = t));
-        return metricValue(text, 'sentinel_windows_scored_total') === 5 * (rows - 19);
-      }, 30_000, 'every window scored');
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', 5 * (rows - 19), 30_000);
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(5 * rows);
       expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
       expect(metricValue(text, 'sentinel_backpressure_waits_total')).toBeGreaterThan(0);

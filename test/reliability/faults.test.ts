@@ -13,7 +13,7 @@ import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
 import { waitFor } from '../helpers/broker.js';
 import { startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape } from '../helpers/metrics.js';
+import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
 import { DEFAULT_MODEL } from '../helpers/model.js';
 import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
 
@@ -106,25 +106,6 @@ async function metric(port: number, name: string, labels: Record<string, string>
   return metricValue(await scrape(port), name, labels);
 }
 
-async function waitForMetric(port: number, name: string, value: number, timeoutMs = 20_000): Promise<void> {
-  let last = -1;
-  let polling = false;
-  await waitFor(
-    () => {
-      if (!polling) {
-        polling = true;
-        void metric(port, name)
-          .then((v) => (last = v))
-          .catch(() => {})
-          .finally(() => (polling = false));
-      }
-      return last === value;
-    },
-    timeoutMs,
-    `${name} = ${value} (last ${last})`,
-  );
-}
-
 const summary = (alerts: Alert[]): string[] => alerts.map((a) => `${a.type}:${a.streamId}`);
 
 describe('faults through a real Mosquitto', () => {
@@ -196,7 +177,7 @@ describe('faults through a real Mosquitto', () => {
     expect(alerts).toHaveLength(0);
     await broker.restart();
     await waitFor(() => alerts.length >= 2, 15_000, 'alerts after reconnect');
-    await waitForMetric(port, 'sentinel_outbox_pending', 0);
+    await waitForMetric(port, 'sentinel_outbox_pending', 0, 20_000);
     console.log(`FAULT ${JSON.stringify({ test: 'outbox-reconnect', readingsSent: rows, alertsDecidedWhileDown: 2, alertsDelivered: alerts.length, order: summary(alerts) })}`);
     expect(summary(alerts)).toEqual(['raised:pump-9', 'resolved:pump-9']);
     cli.child.kill('SIGTERM');

@@ -7,8 +7,7 @@ import { validateConfig } from '../../../src/config/load.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import { Daemon } from '../../../src/daemon.js';
 import { createLogger } from '../../../src/observe/log.js';
-import { waitFor } from '../../helpers/broker.js';
-import { metricValue, scrape } from '../../helpers/metrics.js';
+import { scrape, waitForMetric } from '../../helpers/metrics.js';
 import { DEFAULT_MODEL } from '../../helpers/model.js';
 
 export interface CapturedDaemon {
@@ -64,28 +63,7 @@ export async function startCapturedDaemon(name: string, overrides: Parameters<ty
       const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/readyz`);
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
-    waitForMetric: async (name, value, timeoutMs = 15_000, labels = {}) => {
-      let last = '';
-      let polling = false;
-      try {
-        await waitFor(
-          () => {
-            if (!polling) {
-              polling = true;
-              void metrics()
-                .then((t) => (last = t))
-                .finally(() => (polling = false));
-            }
-            return last !== '' && metricValue(last, name, labels) === value;
-          },
-          timeoutMs,
-          `${name} = ${value}`,
-        );
-      } catch (err) {
-        throw new Error(`${(err as Error).message}; last value ${metricValue(last, name, labels)}`);
-      }
-      return last;
-    },
+    waitForMetric: (name, value, timeoutMs = 15_000, labels = {}) => waitForMetric(daemon.httpPort, name, value, timeoutMs, labels),
     stop: async () => {
       try {
         return await daemon.stop();
