@@ -22,13 +22,13 @@ const WINDOW = 20;
 const STREAMS = 16;
 const PUBLISHERS = 2;
 /** Share of every 100 ms the daemon may run while throttled. */
-const DUTY = Number(process.env.SENTINEL_OVERLOAD_DUTY ?? 0.1);
+const DUTY = Number(process.env.SENTINEL_OVERLOAD_DUTY ?? 0.05);
 /**
  * Intake under the throttle swings (fast while the broker has no backlog, slow once it has), so the
- * calibrated capacity can come out low: the push is at least this fast, well past what a 10 % duty
+ * calibrated capacity can come out low: the push is at least this fast, well past what a 5 % duty
  * cycle takes in.
  */
-const MIN_PUSH_PER_S = 8_000;
+const MIN_PUSH_PER_S = 12_000;
 const pushRate = (capacity: number): number => Math.max(2 * capacity, MIN_PUSH_PER_S);
 const QOS1_SECONDS = Number(process.env.SENTINEL_OVERLOAD_SECONDS ?? 60);
 const QOS0_SECONDS = Math.min(15, QOS1_SECONDS);
