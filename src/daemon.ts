@@ -148,7 +148,6 @@ export class Daemon implements ReadingSink {
 
     this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
     const { pending, skippedLines } = this.outbox.open();
-    metrics.outboxPending.set(pending.length);
     if (pending.length > 0 || skippedLines > 0) {
       log.info({ path: config.outbox.path, pending: pending.length, skippedLines }, 'outbox holds undelivered alerts: replaying them first');
     }
@@ -189,10 +188,7 @@ export class Daemon implements ReadingSink {
 
     const outbox = this.outbox;
     const publisher = new MqttAlertPublisher(client, config.alert.prefix, outbox, {
-      onPublished: () => {
-        metrics.alertsPublished.inc();
-        metrics.outboxPending.set(outbox.size);
-      },
+      onPublished: () => metrics.alertsPublished.inc(),
       onFailed: (alert, err) => {
         metrics.alertPublishFailures.inc();
         log.warn({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert not acknowledged; it stays in the outbox');
@@ -215,6 +211,7 @@ export class Daemon implements ReadingSink {
       if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
       this.queuedTally = 0;
       metrics.queueDepth.set(this.queue.size);
+      metrics.outboxPending.set(outbox.size);
     });
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;

@@ -121,6 +121,7 @@ export class SentinelMetrics {
     name: 'sentinel_outbox_pending',
     help: 'Alerts journaled in the outbox and not yet acknowledged by the broker',
     registers: [this.registry],
+    collect: this.collectTallies,
   });
   readonly outboxDropped = new Counter({
     name: 'sentinel_outbox_dropped_total',

@@ -175,6 +175,8 @@ describe('faults through a real Mosquitto', () => {
     const journal = readFileSync(fx.outboxPath, 'utf8').trim().split('\n');
     expect(journal.filter((l) => l.startsWith('{"add"'))).toHaveLength(2);
     expect(alerts).toHaveLength(0);
+    // The gauge follows the journal while the broker is away, not only on acknowledgements.
+    await waitForMetric(port, 'sentinel_outbox_pending', 2);
     await broker.restart();
     await waitFor(() => alerts.length >= 2, 15_000, 'alerts after reconnect');
     await waitForMetric(port, 'sentinel_outbox_pending', 0, 20_000);
