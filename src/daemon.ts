@@ -367,8 +367,9 @@ export class Daemon implements ReadingSink {
       };
       if (event === 'resolved') alert.peakScore = this.decider.peakScore(streamId);
       metrics.alerts.labels(event).inc();
-      this.log.info({ eventId: alert.eventId, type: event, streamId, score, topChannels: alert.topChannels }, `alert ${event}`);
+      // Journal first: once the log says "alert …", the alert is in the outbox and survives a crash.
       this.alerts.send(alert);
+      this.log.info({ eventId: alert.eventId, type: event, streamId, score, topChannels: alert.topChannels }, `alert ${event}`);
     }
     metrics.alertsActive.set(this.decider.activeAlerts);
   }
