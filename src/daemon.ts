@@ -7,6 +7,7 @@ import type { MqttClient } from 'mqtt';
 import { alertEventId, topChannels, type Alert, type Status } from './alert/alert.js';
 import { AlertOutbox } from './alert/outbox.js';
 import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
+import { QueueAdmission, type Backlog } from './queue/admission.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
 import { connectBroker } from './broker/connection.js';
@@ -42,11 +43,6 @@ export function compileRules(config: Config): TopicRule[] {
   return config.subscriptions.map((sub, i) => compileRule(sub, i));
 }
 
-interface BlockedReading {
-  reading: Reading;
-  ack: () => void;
-}
-
 export class Daemon implements ReadingSink {
   readonly metrics: SentinelMetrics;
   private readonly warner: RateLimitedWarner;
@@ -63,7 +59,7 @@ export class Daemon implements ReadingSink {
   private client: MqttClient | null = null;
   private embedded: EmbeddedBroker | null = null;
   private tasks: ScheduledTask[] = [];
-  private blocked: BlockedReading | null = null;
+  private admission!: QueueAdmission<Reading>;
   private pumping = false;
   private stopping = false;
   private connected = false;
@@ -130,6 +126,26 @@ export class Daemon implements ReadingSink {
     );
 
     this.queue = new BoundedQueue<Reading>(config.queue.capacity);
+    // An overload ends once the queue and the batches in flight are down to half.
+    const depth = (): number => this.queue.size + this.batcher.pending;
+    const room = (): number => this.queue.capacity + this.batcher.capacity;
+    const backlog: Backlog = {
+      get size(): number {
+        return depth();
+      },
+      get capacity(): number {
+        return room();
+      },
+    };
+    this.admission = new QueueAdmission(this.queue, { ...config.queue, backlog }, {
+      onQueued: () => this.queuedTally++,
+      onDropped: (policy) =>
+        policy === 'drop-newest'
+          ? (this.droppedNewest ??= metrics.readingsDropped.labels('queue_full_drop_newest')).inc()
+          : (this.droppedOldest ??= metrics.readingsDropped.labels('queue_full_drop_oldest')).inc(),
+      onWait: () => metrics.backpressureWaits.inc(),
+      onWaitOver: () => this.pump(),
+    });
     metrics.queueCapacity.set(config.queue.capacity);
     this.windows = new WindowStore({
       window: manifest.window,
@@ -296,24 +312,9 @@ export class Daemon implements ReadingSink {
     this.warner.warn(`reject:${reason}`, { reason, detail, where: where.slice(0, 200) }, 'rejected bad input');
   }
 
-  /** ReadingSink: queue the reading, applying backpressure (QoS 1) or the drop policy (QoS 0) when full. */
+  /** ReadingSink: queue the reading; a full queue makes it wait (QoS 1, and QoS 0 briefly) or drops it (QoS 0). */
   offer(reading: Reading, qos: 0 | 1, ack: () => void): void {
-    if (this.queue.offer(reading)) {
-      this.queuedTally++;
-      ack();
-    } else if (qos === 1) {
-      this.blocked = { reading, ack };
-      this.metrics.backpressureWaits.inc();
-    } else if (this.config.queue.dropPolicy === 'drop-newest') {
-      (this.droppedNewest ??= this.metrics.readingsDropped.labels('queue_full_drop_newest')).inc();
-      ack();
-    } else {
-      // The newcomer takes the evicted reading's place: queued stays as it was, so that
-      // received = queued + dropped holds for both policies.
-      this.queue.offerDropOldest(reading);
-      (this.droppedOldest ??= this.metrics.readingsDropped.labels('queue_full_drop_oldest')).inc();
-      ack();
-    }
+    this.admission.offer(reading, qos, ack);
     this.pump();
   }
 
@@ -328,12 +329,7 @@ export class Daemon implements ReadingSink {
       const outcome = this.windows.push(reading, now);
       if (typeof outcome === 'object') this.batcher.add(outcome);
       else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
-      if (this.blocked !== null && this.queue.offer(this.blocked.reading)) {
-        const { ack } = this.blocked;
-        this.blocked = null;
-        this.queuedTally++;
-        ack();
-      }
+      this.admission.retry();
     }
     this.pumping = false;
   }
@@ -461,6 +457,8 @@ export class Daemon implements ReadingSink {
     this.stopping = true;
     this.metrics.ready.set(0);
     this.ingest?.stopIntake();
+    // A reading waiting for space is queued by the drain, not dropped.
+    this.admission?.cancelTimer();
     this.watcher?.stop();
     for (const task of this.tasks) await task.stop();
     let timer: NodeJS.Timeout | undefined;
@@ -491,7 +489,7 @@ export class Daemon implements ReadingSink {
     if (!this.batcher) return;
     for (;;) {
       this.pump();
-      if (this.queue.size === 0 && this.blocked === null) break;
+      if (this.queue.size === 0 && !this.admission.isWaiting) break;
       await this.batcher.drain();
     }
     await this.batcher.drain();

@@ -30,6 +30,7 @@ export async function runHotpath(ctx: BenchContext): Promise<HotpathStep[]> {
   const counter = new Counter({ name: 'bench_total', help: 'bench', registers: [registry] });
   const labelled = new Counter({ name: 'bench_labelled_total', help: 'bench', labelNames: ['subscription'], registers: [registry] }).labels('bench/hot/+/+/telemetry');
   const readings: Reading[] = [];
+  const now = Date.now();
   const seconds = Math.max(0.5, ctx.settings.modelSeconds / 2);
   let sink = 0;
 
@@ -54,7 +55,7 @@ export async function runHotpath(ctx: BenchContext): Promise<HotpathStep[]> {
     sink += rule.match(topics[k % streams] as string)?.streamId.length ?? 0;
   });
   time('daemon: PayloadParser.parse json-values (src/ingest/payload.ts, JSON.parse + zod)', (k) => {
-    const result = parser.parse('json-values', 'r0/s1', null, payloads[k] as Buffer, 0, 0);
+    const result = parser.parse('json-values', 'r0/s1', null, payloads[k] as Buffer, now, 0);
     if (result.ok && readings.length < count) readings.push(result.reading);
   });
   const parsed = payloads.map((p) => JSON.parse(p.toString()) as unknown);

@@ -47,6 +47,7 @@ export class MicroBatcher {
   private filling: WindowBatch;
   private waiting: WindowBatch | null = null;
   private running: Promise<void> | null = null;
+  private runningSize = 0;
   private timer: NodeJS.Timeout | null = null;
   private nextScorer: Scorer | null = null;
   private idleWaiters: Array<() => void> = [];
@@ -64,6 +65,16 @@ export class MicroBatcher {
 
   get currentScorer(): Scorer {
     return this.scorer;
+  }
+
+  /** Windows added and not yet scored: filling, waiting and running. */
+  get pending(): number {
+    return this.filling.size + (this.waiting?.size ?? 0) + this.runningSize;
+  }
+
+  /** Most windows the batcher holds: one batch running, one waiting, one filling. */
+  get capacity(): number {
+    return 3 * this.options.maxSize;
   }
 
   canAccept(): boolean {
@@ -137,6 +148,7 @@ export class MicroBatcher {
   private run(batch: WindowBatch): void {
     const scorer = this.scorer;
     const started = performance.now();
+    this.runningSize = batch.size;
     this.running = scorer.score(batch.input, batch.size).then(
       (output) => {
         this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 });
@@ -149,6 +161,7 @@ export class MicroBatcher {
 
   private finished(batch: WindowBatch): void {
     this.running = null;
+    this.runningSize = 0;
     this.pool.push(batch);
     if (this.nextScorer !== null) this.applySwap();
     if (this.waiting !== null) {

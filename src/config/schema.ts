@@ -93,7 +93,14 @@ export const configSchema = z.object({
       dropPolicy: z
         .enum(['drop-oldest', 'drop-newest'])
         .default('drop-oldest')
-        .describe('QoS 0 only: what to drop when the queue is full (QoS 1 applies backpressure instead)'),
+        .describe('QoS 0 only: what to drop when the queue stays full past qos0MaxWaitMs (QoS 1 applies backpressure instead)'),
+      qos0MaxWaitMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(10_000)
+        .default(1000)
+        .describe('QoS 0 only: how long the queue may stay full, holding up intake, before dropPolicy applies; shorter bursts are absorbed (0: drop at once)'),
     })
     .prefault({}),
   window: z

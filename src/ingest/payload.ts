@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { PayloadFormat } from '../config/schema.js';
 import type { ParseResult, RejectReason } from './reading.js';
+import { TelemetryScanner } from './telemetry-scanner.js';
 
 const timestampSchema = z.union([z.number(), z.string().max(64)]).optional();
 
@@ -71,14 +72,18 @@ function hasNonFinite(value: unknown): boolean {
 
 export class PayloadParser {
   private readonly channelIndex: Map<string, number>;
+  private readonly scanner: TelemetryScanner | null;
 
   constructor(
     private readonly channels: readonly string[],
     private readonly maxPayloadBytes: number,
     /** A ts further ahead of the wall clock is refused: one bad clock would otherwise make every later reading "out of order". */
     private readonly maxFutureSkewMs = 86_400_000,
+    /** Off only in tests that hold the fast path to the general one. */
+    fastPath = true,
   ) {
     this.channelIndex = new Map(channels.map((name, i) => [name, i]));
+    this.scanner = fastPath ? new TelemetryScanner(channels) : null;
   }
 
   /**
@@ -96,7 +101,11 @@ export class PayloadParser {
     if (payload.byteLength > this.maxPayloadBytes) {
       return reject('oversized', `${payload.byteLength} bytes > ingest.maxPayloadBytes ${this.maxPayloadBytes}`);
     }
-    const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
+    const bytes = payload instanceof Buffer ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    if (this.scanner !== null && format !== 'number' && this.scanner.scan(bytes, format === 'json-values')) {
+      return format === 'json-values' ? this.scannedMulti(this.scanner, streamId, now, receivedAt) : this.scannedSingle(this.scanner, streamId, channel, now, receivedAt);
+    }
+    const text = bytes.toString('utf8');
     if (format === 'number') return this.parseNumber(text, streamId, channel, now, receivedAt);
     let json: unknown;
     try {
@@ -149,6 +158,22 @@ export class PayloadParser {
       ok: true,
       reading: { streamId, ts, tsFromPayload: json.ts !== undefined, receivedAt, channel: index, value: json.value, values: null },
     };
+  }
+
+  private scannedMulti(scan: TelemetryScanner, streamId: string, now: number, receivedAt: number): ParseResult {
+    const ts = scan.hasTs ? this.timestamp(scan.tsText ?? scan.tsNumber, now) : now;
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    const values = new Float32Array(this.channels.length);
+    values.set(scan.values);
+    return { ok: true, reading: { streamId, ts, tsFromPayload: scan.hasTs, receivedAt, channel: -1, value: 0, values } };
+  }
+
+  private scannedSingle(scan: TelemetryScanner, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
+    const ts = scan.hasTs ? this.timestamp(scan.tsText ?? scan.tsNumber, now) : now;
+    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    const index = this.resolveChannel(channel);
+    if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
+    return { ok: true, reading: { streamId, ts, tsFromPayload: scan.hasTs, receivedAt, channel: index, value: scan.value, values: null } };
   }
 
   /** Why the zod schema refused a payload. */

@@ -45,7 +45,7 @@ export class SentinelMetrics {
   readonly queueCapacity = new Gauge({ name: 'sentinel_queue_capacity', help: 'Capacity of the bounded queue', registers: [this.registry] });
   readonly backpressureWaits = new Counter({
     name: 'sentinel_backpressure_waits_total',
-    help: 'QoS 1 messages whose acknowledgement waited for queue space',
+    help: 'Messages whose intake waited for queue space (QoS 1: the acknowledgement; QoS 0: up to queue.qos0MaxWaitMs)',
     registers: [this.registry],
   });
   readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', registers: [this.registry] });

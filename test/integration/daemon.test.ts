@@ -145,10 +145,36 @@ describe('daemon through a real broker', () => {
     }
   });
 
+  it('at QoS 0 a burst into a small queue waits for room instead of dropping', async () => {
+    const prefix = uniquePrefix('qos0-burst');
+    const config = daemonConfig(prefix, {
+      // A long wait limit: this test is about waiting, not about how slow a shared CI machine may get.
+      queue: { capacity: 8, dropPolicy: 'drop-newest', qos0MaxWaitMs: 5_000 },
+      batch: { maxSize: 1, maxDelayMs: 0 },
+      ingest: { maxReadingsPerSecondPerStream: 0 },
+    });
+    config.subscriptions[0] = { ...config.subscriptions[0]!, qos: 0 };
+    const daemon = new Daemon(config, silent);
+    await daemon.start();
+    try {
+      await waitFor(() => daemon.readiness().ready, 10_000, 'ready');
+      const sim = new PumpSimulator({ seed: 2 });
+      const rows = 2000;
+      for (let i = 0; i < rows; i++) publisher.publish(`${prefix}/sensors/p/telemetry`, payload(sim), { qos: 0 });
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', rows - 19, 20_000);
+      expect(metricValue(text, 'sentinel_messages_received_total')).toBe(rows);
+      expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(rows);
+      expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
+      expect(metricValue(text, 'sentinel_backpressure_waits_total')).toBeGreaterThan(0);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   it('at QoS 0 counts every drop: received = queued + dropped', async () => {
     const prefix = uniquePrefix('qos0');
     const config = daemonConfig(prefix, {
-      queue: { capacity: 2, dropPolicy: 'drop-newest' },
+      queue: { capacity: 2, dropPolicy: 'drop-newest', qos0MaxWaitMs: 0 },
       batch: { maxSize: 1, maxDelayMs: 0 },
       ingest: { maxReadingsPerSecondPerStream: 0 },
     });
@@ -175,6 +201,7 @@ describe('daemon through a real broker', () => {
       const queued = metricValue(text, 'sentinel_readings_queued_total');
       const dropped = metricValue(text, 'sentinel_readings_dropped_total', { reason: 'queue_full_drop_newest' });
       expect(received).toBeGreaterThan(0);
+      expect(dropped).toBeGreaterThan(0);
       expect(queued + dropped).toBe(received);
       expect(metricValue(text, 'sentinel_windows_scored_total')).toBe(Math.max(0, queued - 19));
     } finally {
