@@ -15,7 +15,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { HysteresisDecider } from './decide/hysteresis.js';
-import { MqttIngest, type ReadingSink } from './ingest/mqtt-ingest.js';
+import { MqttIngest, clientSource, inProcessSource, type ReadingSink } from './ingest/mqtt-ingest.js';
 import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
 import type { Reading, RejectReason } from './ingest/reading.js';
@@ -232,8 +232,10 @@ export class Daemon implements ReadingSink {
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
     const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, 2 * config.window.maxStreams) : null;
+    // With the embedded broker, telemetry comes straight from its router; the client still carries
+    // status and alerts.
     this.ingest = new MqttIngest(
-      client,
+      this.embedded ? inProcessSource(this.embedded) : clientSource(client),
       rules,
       parser,
       this,

@@ -6,6 +6,8 @@ import { Aedes } from 'aedes';
 export interface EmbeddedBroker {
   readonly url: string;
   readonly port: number;
+  /** An in-process subscription: `deliver` gets each matching message and calls `done` once it is taken. */
+  subscribe(filter: string, deliver: (packet: { topic: string; payload: Uint8Array | string; qos: number }, done: () => void) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,6 +38,11 @@ export async function startEmbeddedBroker(host: string, port: number): Promise<E
   return {
     url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${actual}`,
     port: actual,
+    subscribe(filter, deliver) {
+      return new Promise<void>((resolve, reject) => {
+        aedes.subscribe(filter, (packet, done) => deliver(packet, done), (err?: Error) => (err ? reject(err) : resolve()));
+      });
+    },
     async stop() {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));

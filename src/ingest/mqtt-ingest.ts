@@ -1,11 +1,84 @@
-/** The ingest stage: subscribes to the configured topics and turns each MQTT message into a reading or a rejection. */
+/**
+ * The ingest stage: takes each MQTT message from its source (an MQTT client subscription, or the
+ * embedded broker in-process) and turns it into a reading or a rejection.
+ */
 import type { MqttClient } from 'mqtt';
 import type { PayloadParser } from './payload.js';
 import type { StreamRateLimiter } from './rate-limit.js';
 import type { Reading, RejectReason } from './reading.js';
 import type { TopicRule } from './topic.js';
 
-type PublishPacket = Parameters<MqttClient['handleMessage']>[0];
+/** One inbound message; `done` must be called once it is taken (the source waits for it: backpressure). */
+export type MessageHandler = (topic: string, payload: Uint8Array | string, qos: number, done: (err?: Error) => void) => void;
+
+/** Where messages come from. */
+export interface MessageSource {
+  /** Subscribes to every filter and hands each message to `handler`, one at a time. */
+  listen(filters: ReadonlyArray<{ filter: string; qos: 0 | 1 }>, handler: MessageHandler, onError: (err: Error) => void): void;
+}
+
+/**
+ * Messages through an MQTT client's subscription. mqtt.js reads no further message until `done`
+ * (QoS 1: the PUBACK goes with it); handing it an error skips the PUBACK but keeps it reading.
+ * Subscriptions are renewed on every reconnect by mqtt.js resubscribe.
+ */
+export function clientSource(client: MqttClient): MessageSource {
+  return {
+    listen(filters, handler, onError) {
+      client.handleMessage = (packet, done) => handler(packet.topic, packet.payload, packet.qos, done);
+      client.subscribe(Object.fromEntries(filters.map((f) => [f.filter, { qos: f.qos }])), (err) => {
+        if (err) onError(err);
+      });
+    },
+  };
+}
+
+/** A broker in this process that can hand messages to a function (the embedded broker). */
+export interface InProcessBroker {
+  subscribe(filter: string, deliver: (packet: { topic: string; payload: Uint8Array | string; qos: number }, done: () => void) => void): Promise<void>;
+}
+
+/**
+ * Messages straight from the embedded broker's router: no loopback connection, no second encode and
+ * parse. The broker hands over a whole socket read at a time and reads no more from that publisher
+ * until each of them is done (backpressure); the pipeline takes them one at a time, in order. What the
+ * broker holds is in this process either way, so this gives up no durability.
+ */
+export function inProcessSource(broker: InProcessBroker): MessageSource {
+  return {
+    listen(filters, handler, onError) {
+      type Delivery = { packet: { topic: string; payload: Uint8Array | string; qos: number }; done: () => void };
+      let pending: Delivery[] = [];
+      let head = 0;
+      let busy = false;
+      const drain = (): void => {
+        while (!busy && head < pending.length) {
+          const { packet, done } = pending[head++] as Delivery;
+          if (head === pending.length) {
+            pending = [];
+            head = 0;
+          }
+          busy = true;
+          let inline = true;
+          handler(packet.topic, packet.payload, packet.qos, () => {
+            busy = false;
+            done();
+            if (!inline) drain();
+          });
+          inline = false;
+        }
+      };
+      for (const { filter } of filters) {
+        broker
+          .subscribe(filter, (packet, done) => {
+            pending.push({ packet, done });
+            drain();
+          })
+          .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
+      }
+    },
+  };
+}
 
 export interface ReadingSink {
   /**
@@ -26,7 +99,7 @@ export class MqttIngest {
   private accepting = false;
 
   constructor(
-    private readonly client: MqttClient,
+    private readonly source: MessageSource,
     private readonly rules: readonly TopicRule[],
     private readonly parser: PayloadParser,
     private readonly sink: ReadingSink,
@@ -34,34 +107,30 @@ export class MqttIngest {
     private readonly limiter: StreamRateLimiter | null = null,
   ) {}
 
-  /** Installs the message handler and subscribes (again on every reconnect, via mqtt.js resubscribe). */
   start(): void {
     this.accepting = true;
-    this.client.handleMessage = (packet, done) => this.onMessage(packet, done);
-    const subscriptions = Object.fromEntries(this.rules.map((r) => [r.filter, { qos: r.qos }]));
-    this.client.subscribe(subscriptions, (err) => {
-      if (err) this.hooks.onRejected('no_rule', `subscribe failed: ${err.message}`, this.rules.map((r) => r.filter).join(','));
-    });
+    this.source.listen(
+      this.rules.map((r) => ({ filter: r.filter, qos: r.qos })),
+      (topic, payload, qos, done) => this.onMessage(topic, payload, qos, done),
+      (err) => this.hooks.onRejected('no_rule', `subscribe failed: ${err.message}`, this.rules.map((r) => r.filter).join(',')),
+    );
   }
 
   /**
-   * Stops intake: later messages are not acknowledged (handing mqtt.js an error skips the PUBACK but
-   * keeps it reading, so acknowledgements of our own publishes still arrive), and the broker
-   * delivers them again to the next run of this persistent session. Subscriptions are kept for the
-   * same reason.
+   * Stops intake: later messages are not acknowledged (the source gets an error, so no PUBACK goes
+   * out), and the broker delivers them again to the next run of this persistent session.
+   * Subscriptions are kept for the same reason.
    */
   stopIntake(): void {
     this.accepting = false;
   }
 
-  private onMessage(packet: PublishPacket, done: (err?: Error) => void): void {
+  private onMessage(topic: string, payload: Uint8Array | string, packetQos: number, done: (err?: Error) => void): void {
     if (!this.accepting) {
-      this.hooks.onRefused?.(packet.qos === 0 ? 0 : 1);
+      this.hooks.onRefused?.(packetQos === 0 ? 0 : 1);
       done(new Error('intake stopped'));
       return;
     }
-    const topic = packet.topic;
-    const qos: 0 | 1 = packet.qos === 0 ? 0 : 1;
     let rule: TopicRule | null = null;
     let match = null;
     for (const candidate of this.rules) {
@@ -83,13 +152,14 @@ export class MqttIngest {
       done();
       return;
     }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const result = this.parser.parse(rule.format, match.streamId, match.channel, payload, now, performance.now());
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    const result = this.parser.parse(rule.format, match.streamId, match.channel, bytes, now, performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
       done();
       return;
     }
-    this.sink.offer(result.reading, qos, done);
+    // A message is delivered at the lower of its own and the subscription's QoS, as a broker would.
+    this.sink.offer(result.reading, packetQos === 0 || rule.qos === 0 ? 0 : 1, done);
   }
 }
