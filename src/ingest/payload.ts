@@ -55,6 +55,8 @@ function reject(reason: RejectReason, detail: string): ParseResult {
   return { ok: false, reason, detail };
 }
 
+const badTimestamp = (): ParseResult => reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+
 /** Epoch ms from a payload timestamp: a number is epoch ms, a string is ISO-8601 or epoch ms as text. */
 function toEpochMs(ts: number | string): number {
   if (typeof ts === 'number') return Number.isFinite(ts) && ts >= 0 ? ts : Number.NaN;
@@ -150,7 +152,7 @@ export class PayloadParser {
       json = checked.data;
     }
     const ts = this.timestamp(json.ts, now);
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    if (Number.isNaN(ts)) return badTimestamp();
     if (outOfRange(json.value)) return reject('non_finite', 'value is not a finite float32');
     const index = this.resolveChannel(channel);
     if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
@@ -161,16 +163,16 @@ export class PayloadParser {
   }
 
   private scannedMulti(scan: TelemetryScanner, streamId: string, now: number, receivedAt: number): ParseResult {
-    const ts = scan.hasTs ? this.timestamp(scan.tsText ?? scan.tsNumber, now) : now;
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    const ts = this.timestamp(scan.hasTs ? (scan.tsText ?? scan.tsNumber) : undefined, now);
+    if (Number.isNaN(ts)) return badTimestamp();
     const values = new Float32Array(this.channels.length);
     values.set(scan.values);
     return { ok: true, reading: { streamId, ts, tsFromPayload: scan.hasTs, receivedAt, channel: -1, value: 0, values } };
   }
 
   private scannedSingle(scan: TelemetryScanner, streamId: string, channel: string | null, now: number, receivedAt: number): ParseResult {
-    const ts = scan.hasTs ? this.timestamp(scan.tsText ?? scan.tsNumber, now) : now;
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    const ts = this.timestamp(scan.hasTs ? (scan.tsText ?? scan.tsNumber) : undefined, now);
+    if (Number.isNaN(ts)) return badTimestamp();
     const index = this.resolveChannel(channel);
     if (typeof index === 'string') return reject(index, `channel ${channel ?? '(none)'} is not one of the model's channels`);
     return { ok: true, reading: { streamId, ts, tsFromPayload: scan.hasTs, receivedAt, channel: index, value: scan.value, values: null } };
@@ -196,7 +198,7 @@ export class PayloadParser {
       json = checked.data;
     }
     const ts = this.timestamp(json.ts, now);
-    if (Number.isNaN(ts)) return reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
+    if (Number.isNaN(ts)) return badTimestamp();
     const values = new Float32Array(this.channels.length);
     let seen = 0;
     for (const name in json.values) {
