@@ -40,6 +40,16 @@ function daemonConfig(prefix: string, overrides: ConfigInput = {}) {
   });
 }
 
+/** A daemon subscribed at QoS 0 with the slowest pipeline (one window per inference run), ready, and its topic prefix. */
+async function startQos0Daemon(name: string, queue: NonNullable<ConfigInput['queue']>): Promise<{ daemon: Daemon; prefix: string }> {
+  const prefix = uniquePrefix(name);
+  const config = daemonConfig(prefix, { queue, batch: { maxSize: 1, maxDelayMs: 0 }, ingest: { maxReadingsPerSecondPerStream: 0 } });
+  config.subscriptions[0] = { ...config.subscriptions[0]!, qos: 0 };
+  const daemon = new Daemon(config, silent);
+  await daemon.start();
+  return { daemon, prefix };
+}
+
 function payload(sim: PumpSimulator): string {
   const r = sim.next();
   return JSON.stringify({ ts: r.ts, values: Object.fromEntries(sim.channels.map((c, i) => [c, r.values[i]])) });
@@ -146,16 +156,8 @@ describe('daemon through a real broker', () => {
   });
 
   it('at QoS 0 a burst into a small queue waits for room instead of dropping', async () => {
-    const prefix = uniquePrefix('qos0-burst');
-    const config = daemonConfig(prefix, {
-      // A long wait limit: this test is about waiting, not about how slow a shared CI machine may get.
-      queue: { capacity: 8, dropPolicy: 'drop-newest', qos0MaxWaitMs: 5_000 },
-      batch: { maxSize: 1, maxDelayMs: 0 },
-      ingest: { maxReadingsPerSecondPerStream: 0 },
-    });
-    config.subscriptions[0] = { ...config.subscriptions[0]!, qos: 0 };
-    const daemon = new Daemon(config, silent);
-    await daemon.start();
+    // A long wait limit: this test is about waiting, not about how slow a shared CI machine may get.
+    const { daemon, prefix } = await startQos0Daemon('qos0-burst', { capacity: 8, dropPolicy: 'drop-newest', qos0MaxWaitMs: 5_000 });
     try {
       await waitFor(() => daemon.readiness().ready, 10_000, 'ready');
       const sim = new PumpSimulator({ seed: 2 });
@@ -172,15 +174,7 @@ describe('daemon through a real broker', () => {
   });
 
   it('at QoS 0 counts every drop: received = queued + dropped', async () => {
-    const prefix = uniquePrefix('qos0');
-    const config = daemonConfig(prefix, {
-      queue: { capacity: 2, dropPolicy: 'drop-newest', qos0MaxWaitMs: 0 },
-      batch: { maxSize: 1, maxDelayMs: 0 },
-      ingest: { maxReadingsPerSecondPerStream: 0 },
-    });
-    config.subscriptions[0] = { ...config.subscriptions[0]!, qos: 0 };
-    const daemon = new Daemon(config, silent);
-    await daemon.start();
+    const { daemon, prefix } = await startQos0Daemon('qos0', { capacity: 2, dropPolicy: 'drop-newest', qos0MaxWaitMs: 0 });
     try {
       await waitFor(() => daemon.readiness().ready, 10_000, 'ready');
       const sim = new PumpSimulator({ seed: 1 });
