@@ -56,6 +56,7 @@ export class Daemon implements ReadingSink {
   private outbox: AlertOutbox | null = null;
   private watcher: ModelWatcher | null = null;
   private ingest: MqttIngest | null = null;
+  private limiter: StreamRateLimiter | null = null;
   private client: MqttClient | null = null;
   private embedded: EmbeddedBroker | null = null;
   private tasks: ScheduledTask[] = [];
@@ -232,6 +233,7 @@ export class Daemon implements ReadingSink {
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
     const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, 2 * config.window.maxStreams) : null;
+    this.limiter = limiter;
     // With the embedded broker, telemetry comes straight from its router; the client still carries
     // status and alerts.
     this.ingest = new MqttIngest(
@@ -329,7 +331,7 @@ export class Daemon implements ReadingSink {
       const reading = this.queue.poll();
       if (reading === undefined) break;
       const outcome = this.windows.push(reading, now);
-      if (typeof outcome === 'object') this.batcher.add(outcome);
+      if (typeof outcome === 'number') this.batcher.add(outcome);
       else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
       this.admission.retry();
     }
@@ -412,10 +414,11 @@ export class Daemon implements ReadingSink {
     add(schedule.modelPoll, 'model-poll', () => void this.watcher?.check());
   }
 
-  /** Marks stale streams (data gaps, not anomalies) and evicts idle ones. */
+  /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(now = Date.now()): void {
     const { becameStale, evicted } = this.windows.sweep(now);
     for (const streamId of evicted) this.decider.forget(streamId);
+    this.limiter?.prune(now);
     if (becameStale.length > 0) {
       this.metrics.dataGaps.inc(becameStale.length);
       this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');

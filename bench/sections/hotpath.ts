@@ -82,7 +82,7 @@ export async function runHotpath(ctx: BenchContext): Promise<HotpathStep[]> {
     const r = readings[k] as Reading;
     r.ts = (baseTs[k] as number) + round * 1e9;
     const outcome = store.push(r, 0);
-    if (typeof outcome === 'object') sink++;
+    if (typeof outcome === 'number') sink++;
   });
   if (sink === 42) ctx.log('');
   return steps;

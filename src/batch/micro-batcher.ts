@@ -5,7 +5,7 @@
  * pipeline stops pulling from the queue, so overload turns into backpressure, not memory.
  */
 import type { ScoreOutput, Scorer } from '../model/scorer.js';
-import type { StreamWindow, WindowStore } from '../window/window-store.js';
+import type { StreamSlot, WindowStore } from '../window/window-store.js';
 
 export class WindowBatch {
   readonly input: Float32Array;
@@ -82,13 +82,13 @@ export class MicroBatcher {
   }
 
   /** Copies the stream's current window into the filling batch. Call only when canAccept(). */
-  add(stream: StreamWindow): void {
+  add(stream: StreamSlot): void {
     const batch = this.filling;
     const slot = batch.size++;
     this.windows.copyWindow(stream, batch.input, slot * this.windowValues);
-    batch.streamIds[slot] = stream.streamId;
-    batch.ts[slot] = stream.lastTs;
-    batch.receivedAt[slot] = stream.lastReceivedAt;
+    batch.streamIds[slot] = this.windows.streamId(stream);
+    batch.ts[slot] = this.windows.lastTs(stream);
+    batch.receivedAt[slot] = this.windows.lastReceivedAt(stream);
     if (batch.size === this.options.maxSize) this.seal();
     else if (slot === 0 && this.timer === null) this.timer = setTimeout(this.onTimer, this.options.maxDelayMs);
   }

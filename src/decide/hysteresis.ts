@@ -12,6 +12,10 @@ interface StreamDecisionState {
   peak: number;
 }
 
+/**
+ * Only streams with something to remember (an open alert, a run of high scores, a cooldown) have a
+ * state; a quiet stream costs nothing, so 100k healthy streams do not mean 100k objects.
+ */
 export class HysteresisDecider {
   private readonly streams = new Map<string, StreamDecisionState>();
   private raisedCount = 0;
@@ -27,6 +31,11 @@ export class HysteresisDecider {
     return this.raisedCount;
   }
 
+  /** Streams with a state held (open alert, high-score run or cooldown). */
+  get tracked(): number {
+    return this.streams.size;
+  }
+
   isRaised(streamId: string): boolean {
     return this.streams.get(streamId)?.raised ?? false;
   }
@@ -37,15 +46,17 @@ export class HysteresisDecider {
 
   /** Applies one score (record time `ts`, epoch ms) and returns the event it causes, if any. */
   decide(streamId: string, ts: number, score: number): DecisionEvent | null {
+    const p = this.policy;
+    // NaN never counts as above: a broken score must not raise alerts.
+    const above = score >= p.raiseThreshold;
     let state = this.streams.get(streamId);
     if (state === undefined) {
+      if (!above) return null;
       state = { raised: false, above: 0, below: 0, cooldownUntil: Number.NEGATIVE_INFINITY, peak: Number.NaN };
       this.streams.set(streamId, state);
     }
-    const p = this.policy;
     if (!state.raised) {
-      // NaN never counts as above: a broken score must not raise alerts.
-      state.above = score >= p.raiseThreshold ? state.above + 1 : 0;
+      state.above = above ? state.above + 1 : 0;
       if (state.above >= p.raiseAfter && ts >= state.cooldownUntil) {
         state.raised = true;
         state.above = 0;
@@ -54,6 +65,7 @@ export class HysteresisDecider {
         this.raisedCount++;
         return 'raised';
       }
+      if (state.above === 0 && ts >= state.cooldownUntil) this.streams.delete(streamId);
       return null;
     }
     if (score > state.peak) state.peak = score;

@@ -74,7 +74,7 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     rowTs[row] = ts;
     const reading: Reading = { streamId: REPLAY_STREAM, ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values };
     const outcome = windows.push(reading, 0);
-    if (typeof outcome === 'object') {
+    if (typeof outcome === 'number') {
       windows.copyWindow(outcome, input, slots * windowValues);
       slotRow[slots++] = row;
       if (slots === batchSize) await flush(row + 1);

@@ -23,29 +23,39 @@ export interface WindowOptions {
   normalization: Normalization;
 }
 
-export class StreamWindow {
-  readonly rows: Float32Array;
-  /** Next row to write in the ring. */
-  head = 0;
-  filled = 0;
-  lastTs = Number.NEGATIVE_INFINITY;
-  /** Monotonic receive time of the reading that completed the newest row. */
-  lastReceivedAt = 0;
-  lastSeen: number;
-  stale = false;
-  /** The row being assembled from single-channel readings; allocated on the first such reading. */
-  pending: PendingRow | null = null;
+/** A stream's place in the store: its index into the slabs. Valid until the stream is evicted. */
+export type StreamSlot = number & { readonly __brand: 'StreamSlot' };
 
-  constructor(
-    readonly streamId: string,
-    window: number,
-    channels: number,
-    now: number,
-  ) {
-    this.rows = new Float32Array(window * channels);
-    this.lastSeen = now;
+/**
+ * Per-stream state for a fixed number of streams, as parallel typed arrays indexed by slot. With 100k
+ * streams a Float32Array and an object per stream cost about 1 KB each in V8 (array headers, a
+ * separate backing store, boxed doubles); packed into slabs a stream costs its rows plus 33 bytes.
+ */
+class StreamSlab {
+  readonly rows: Float32Array;
+  readonly lastTs: Float64Array;
+  /** Monotonic receive time of the reading that completed the newest row. */
+  readonly lastReceivedAt: Float64Array;
+  readonly lastSeen: Float64Array;
+  /** Next row to write in the stream's ring. */
+  readonly head: Int32Array;
+  readonly filled: Int32Array;
+  readonly stale: Uint8Array;
+
+  constructor(streams: number, rowValues: number) {
+    this.rows = new Float32Array(streams * rowValues);
+    this.lastTs = new Float64Array(streams);
+    this.lastReceivedAt = new Float64Array(streams);
+    this.lastSeen = new Float64Array(streams);
+    this.head = new Int32Array(streams);
+    this.filled = new Int32Array(streams);
+    this.stale = new Uint8Array(streams);
   }
 }
+
+/** Slabs hold about this many bytes of rows, so a store with few wide streams stays small. */
+const SLAB_ROW_BYTES = 256 * 1024;
+const MAX_SLAB_STREAMS = 1024;
 
 class PendingRow {
   readonly values: Float32Array;
@@ -65,7 +75,7 @@ class PendingRow {
   }
 }
 
-export type PushOutcome = StreamWindow | 'filling' | Extract<RejectReason, 'out_of_order' | 'duplicate' | 'stream_limit'>;
+export type PushOutcome = StreamSlot | 'filling' | Extract<RejectReason, 'out_of_order' | 'duplicate' | 'stream_limit'>;
 
 export interface SweepResult {
   becameStale: string[];
@@ -73,7 +83,16 @@ export interface SweepResult {
 }
 
 export class WindowStore {
-  private readonly streams = new Map<string, StreamWindow>();
+  private readonly slots = new Map<string, StreamSlot>();
+  /** Stream id by slot; undefined for a free slot. */
+  private readonly ids: Array<string | undefined> = [];
+  private readonly slabs: StreamSlab[] = [];
+  private readonly freeSlots: StreamSlot[] = [];
+  /** Rows being assembled from single-channel readings, by slot; allocated on the first such reading. */
+  private readonly pending: Array<PendingRow | undefined> = [];
+  private readonly slabShift: number;
+  private readonly slabMask: number;
+  private readonly windowValues: number;
   private readonly mean: Float32Array | null;
   private readonly invStd: Float32Array | null;
   private staleStreams = 0;
@@ -86,46 +105,88 @@ export class WindowStore {
     const norm = options.normalization;
     this.mean = norm.kind === 'zscore' ? Float32Array.from(norm.mean) : null;
     this.invStd = norm.kind === 'zscore' ? Float32Array.from(norm.std, (s) => 1 / s) : null;
+    this.windowValues = options.window * options.channels;
+    const fit = Math.max(1, Math.min(MAX_SLAB_STREAMS, Math.floor(SLAB_ROW_BYTES / (this.windowValues * 4))));
+    this.slabShift = 31 - Math.clz32(fit);
+    this.slabMask = (1 << this.slabShift) - 1;
   }
 
   get size(): number {
-    return this.streams.size;
+    return this.slots.size;
   }
 
   get staleCount(): number {
     return this.staleStreams;
   }
 
-  /** Adds a reading; returns the stream's window when a new full window is ready to score. */
+  /** Adds a reading; returns the stream's slot when a new full window is ready to score. */
   push(reading: Reading, now: number): PushOutcome {
-    let stream = this.streams.get(reading.streamId);
-    if (stream === undefined) {
-      if (this.streams.size >= this.options.maxStreams) return 'stream_limit';
-      stream = new StreamWindow(reading.streamId, this.options.window, this.options.channels, now);
-      this.streams.set(reading.streamId, stream);
-    } else if (stream.stale) {
-      this.restart(stream);
+    let slot = this.slots.get(reading.streamId);
+    if (slot === undefined) {
+      if (this.slots.size >= this.options.maxStreams) return 'stream_limit';
+      slot = this.open(reading.streamId);
+    }
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    if (slab.stale[i] === 1) {
+      this.restart(slot);
       this.gapsClosed++;
     }
-    if (reading.tsFromPayload && reading.ts <= stream.lastTs) {
-      return reading.ts === stream.lastTs ? 'duplicate' : 'out_of_order';
+    const lastTs = slab.lastTs[i] as number;
+    if (reading.tsFromPayload && reading.ts <= lastTs) {
+      return reading.ts === lastTs ? 'duplicate' : 'out_of_order';
     }
-    stream.lastSeen = now;
-    if (reading.values !== null) return this.commit(stream, reading.values, reading.ts, reading.receivedAt);
+    slab.lastSeen[i] = now;
+    if (reading.values !== null) return this.commit(slot, reading.values, reading.ts, reading.receivedAt);
     if (this.options.channels === 1) {
       this.single[0] = reading.value;
-      return this.commit(stream, this.single, reading.ts, reading.receivedAt);
+      return this.commit(slot, this.single, reading.ts, reading.receivedAt);
     }
-    return this.pushPoint(stream, reading);
+    return this.pushPoint(slot, reading);
   }
 
-  private pushPoint(stream: StreamWindow, reading: Reading): PushOutcome {
-    const pending = (stream.pending ??= new PendingRow(this.options.channels));
+  streamId(slot: StreamSlot): string {
+    return this.ids[slot] as string;
+  }
+
+  /** Record time of the stream's newest row (epoch ms). */
+  lastTs(slot: StreamSlot): number {
+    return this.slabs[slot >>> this.slabShift]!.lastTs[slot & this.slabMask] as number;
+  }
+
+  lastReceivedAt(slot: StreamSlot): number {
+    return this.slabs[slot >>> this.slabShift]!.lastReceivedAt[slot & this.slabMask] as number;
+  }
+
+  /** Takes a free slot, or the next one (with a new slab when the last is full). */
+  private open(streamId: string): StreamSlot {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.ids.length as StreamSlot;
+      if (slot >>> this.slabShift === this.slabs.length) this.slabs.push(new StreamSlab(this.slabMask + 1, this.windowValues));
+    }
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    slab.head[i] = 0;
+    slab.filled[i] = 0;
+    slab.stale[i] = 0;
+    slab.lastTs[i] = Number.NEGATIVE_INFINITY;
+    slab.lastReceivedAt[i] = 0;
+    // A copy, so the key does not keep alive the topic it was cut from (V8 slices and cons strings).
+    const id = JSON.parse(JSON.stringify(streamId)) as string;
+    this.ids[slot] = id;
+    this.slots.set(id, slot);
+    return slot;
+  }
+
+  private pushPoint(slot: StreamSlot, reading: Reading): PushOutcome {
+    const pending = (this.pending[slot] ??= new PendingRow(this.options.channels));
     const ch = reading.channel;
     let outcome: PushOutcome = 'filling';
     if (pending.mask[ch] === 1) {
       if (reading.tsFromPayload && pending.ts[ch] === reading.ts) return 'duplicate';
-      if (stream.filled > 0) outcome = this.commitCarried(stream, pending, reading.receivedAt);
+      const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+      if ((slab.filled[slot & this.slabMask] as number) > 0) outcome = this.commitCarried(slot, pending, reading.receivedAt);
       else pending.clear();
     }
     pending.values[ch] = reading.value;
@@ -135,55 +196,66 @@ export class WindowStore {
       pending.count++;
     }
     if (pending.count === this.options.channels) {
-      outcome = this.commit(stream, pending.values, maxOf(pending.ts), reading.receivedAt);
+      outcome = this.commit(slot, pending.values, maxOf(pending.ts), reading.receivedAt);
       pending.clear();
     }
     return outcome;
   }
 
   /** Commits the pending row with missing channels carried forward from the newest row. */
-  private commitCarried(stream: StreamWindow, pending: PendingRow, receivedAt: number): PushOutcome {
-    const channels = this.options.channels;
-    const prev = ((stream.head - 1 + this.options.window) % this.options.window) * channels;
+  private commitCarried(slot: StreamSlot, pending: PendingRow, receivedAt: number): PushOutcome {
+    const { window, channels } = this.options;
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    const prev = i * this.windowValues + (((slab.head[i] as number) - 1 + window) % window) * channels;
     let ts = Number.NEGATIVE_INFINITY;
     for (let c = 0; c < channels; c++) {
-      if (pending.mask[c] === 0) pending.values[c] = stream.rows[prev + c] as number;
+      if (pending.mask[c] === 0) pending.values[c] = slab.rows[prev + c] as number;
       else if ((pending.ts[c] as number) > ts) ts = pending.ts[c] as number;
     }
-    const outcome = this.commit(stream, pending.values, ts, receivedAt);
+    const outcome = this.commit(slot, pending.values, ts, receivedAt);
     pending.clear();
     return outcome;
   }
 
-  private commit(stream: StreamWindow, row: Float32Array, ts: number, receivedAt: number): PushOutcome {
-    const channels = this.options.channels;
-    stream.rows.set(row.length === channels ? row : row.subarray(0, channels), stream.head * channels);
-    stream.head = (stream.head + 1) % this.options.window;
-    if (stream.filled < this.options.window) stream.filled++;
-    stream.lastTs = Math.max(stream.lastTs, ts);
-    stream.lastReceivedAt = receivedAt;
-    return stream.filled === this.options.window ? stream : 'filling';
+  private commit(slot: StreamSlot, row: Float32Array, ts: number, receivedAt: number): PushOutcome {
+    const { window, channels } = this.options;
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    const head = slab.head[i] as number;
+    slab.rows.set(row.length === channels ? row : row.subarray(0, channels), i * this.windowValues + head * channels);
+    slab.head[i] = head + 1 === window ? 0 : head + 1;
+    const filled = slab.filled[i] as number;
+    if (filled < window) slab.filled[i] = filled + 1;
+    if (ts > (slab.lastTs[i] as number)) slab.lastTs[i] = ts;
+    slab.lastReceivedAt[i] = receivedAt;
+    return filled + 1 >= window ? slot : 'filling';
   }
 
-  private restart(stream: StreamWindow): void {
-    stream.stale = false;
+  private restart(slot: StreamSlot): void {
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    slab.stale[i] = 0;
     this.staleStreams--;
-    stream.filled = 0;
-    stream.head = 0;
-    stream.pending?.clear();
+    slab.filled[i] = 0;
+    slab.head[i] = 0;
+    this.pending[slot]?.clear();
   }
 
   /** Copies the stream's window, oldest row first, into target at offset (normalised if the manifest says so). */
-  copyWindow(stream: StreamWindow, target: Float32Array, offset: number): void {
+  copyWindow(slot: StreamSlot, target: Float32Array, offset: number): void {
     const { window, channels } = this.options;
-    const split = stream.head * channels;
-    const tail = stream.rows.subarray(split);
-    target.set(tail, offset);
-    target.set(stream.rows.subarray(0, split), offset + tail.length);
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    const start = i * this.windowValues;
+    const split = start + (slab.head[i] as number) * channels;
+    const end = start + this.windowValues;
+    target.set(slab.rows.subarray(split, end), offset);
+    target.set(slab.rows.subarray(start, split), offset + end - split);
     if (this.mean !== null && this.invStd !== null) {
-      const end = offset + window * channels;
-      for (let i = offset, c = 0; i < end; i++) {
-        target[i] = ((target[i] as number) - (this.mean[c] as number)) * (this.invStd[c] as number);
+      const last = offset + window * channels;
+      for (let k = offset, c = 0; k < last; k++) {
+        target[k] = ((target[k] as number) - (this.mean[c] as number)) * (this.invStd[c] as number);
         if (++c === channels) c = 0;
       }
     }
@@ -192,16 +264,21 @@ export class WindowStore {
   /** Marks streams silent past staleAfterMs as stale and evicts those silent past idleTtlMs. */
   sweep(now: number): SweepResult {
     const result: SweepResult = { becameStale: [], evicted: [] };
-    for (const stream of this.streams.values()) {
-      const silent = now - stream.lastSeen;
+    for (const [streamId, slot] of this.slots) {
+      const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+      const i = slot & this.slabMask;
+      const silent = now - (slab.lastSeen[i] as number);
       if (silent >= this.options.idleTtlMs) {
-        if (stream.stale) this.staleStreams--;
-        this.streams.delete(stream.streamId);
-        result.evicted.push(stream.streamId);
-      } else if (!stream.stale && silent >= this.options.staleAfterMs) {
-        stream.stale = true;
+        if (slab.stale[i] === 1) this.staleStreams--;
+        this.slots.delete(streamId);
+        this.ids[slot] = undefined;
+        this.pending[slot] = undefined;
+        this.freeSlots.push(slot);
+        result.evicted.push(streamId);
+      } else if (slab.stale[i] === 0 && silent >= this.options.staleAfterMs) {
+        slab.stale[i] = 1;
         this.staleStreams++;
-        result.becameStale.push(stream.streamId);
+        result.becameStale.push(streamId);
       }
     }
     return result;

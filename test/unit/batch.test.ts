@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MicroBatcher, type BatchResult } from '../../src/batch/micro-batcher.js';
 import type { Reading } from '../../src/ingest/reading.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
-import { StreamWindow, WindowStore } from '../../src/window/window-store.js';
+import { WindowStore, type StreamSlot } from '../../src/window/window-store.js';
 import { trainSineModel } from '../helpers/model.js';
 
 let scorer: Scorer;
@@ -23,13 +23,13 @@ function setup(maxSize: number, maxDelayMs: number) {
     onCapacity: () => capacityCalls++,
   });
   /** Fills a stream's window with 4 values starting at v and returns it. */
-  const ready = (id: string, v: number): StreamWindow => {
+  const ready = (id: string, v: number): StreamSlot => {
     let out: unknown;
     for (let i = 0; i < 4; i++) {
       const r: Reading = { streamId: id, ts: i, tsFromPayload: true, receivedAt: 0, channel: 0, value: v + i * 0.1, values: null };
       out = windows.push(r, 0);
     }
-    return out as StreamWindow;
+    return out as StreamSlot;
   };
   return { batcher, results, ready, capacity: () => capacityCalls };
 }

@@ -47,4 +47,23 @@ describe('hysteresis decisions', () => {
     run(d, [11, 30, 12]);
     expect(d.peakScore('s')).toBe(30);
   });
+
+  it('holds state only for streams with something to remember', () => {
+    const d = new HysteresisDecider(policy);
+    for (let s = 0; s < 1000; s++) run(d, [1, 2, 3, 4], `quiet-${s}`);
+    expect(d.tracked).toBe(0);
+    run(d, [12, 12], 'warming');
+    expect(d.tracked).toBe(1);
+    run(d, [1], 'warming', 5000);
+    expect(d.tracked).toBe(0);
+    // raised, resolved at 4000, cooling down until 14000: kept until the cooldown is over
+    run(d, [11, 11, 11, 1, 1], 'fault');
+    expect(d.tracked).toBe(1);
+    expect(run(d, [1], 'fault', 6000)).toEqual([null]);
+    expect(d.tracked).toBe(1);
+    expect(run(d, [1], 'fault', 14_000)).toEqual([null]);
+    expect(d.tracked).toBe(0);
+    expect(run(d, [11, 11, 11], 'fault', 15_000)).toEqual([null, null, 'raised']);
+  });
 });
+
