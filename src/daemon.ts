@@ -2,6 +2,7 @@
  * The composition root: wires ingest → queue → windows → batches → model → decisions → alerts, owns
  * the lifecycle (start in data-path order, stop intake first and flush outputs last).
  */
+import { format } from 'node:util';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { MqttClient } from 'mqtt';
 import { alertEventId, topChannels, type Alert, type Status } from './alert/alert.js';
@@ -181,7 +182,7 @@ export class Daemon implements ReadingSink {
     const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
     const client = connectBroker(
       { ...config.broker, protocolVersion },
-      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) } },
+      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) }, log: mqttLog(log) },
     );
     this.client = client;
     client.on('connect', (connack) => {
@@ -508,3 +509,12 @@ export class Daemon implements ReadingSink {
     return new Promise((resolve) => client.once('close', () => resolve()));
   }
 }
+
+/** mqtt.js's log: pino at trace level when that is on, mqtt.js's `debug` output when DEBUG asks for it, else nothing. */
+function mqttLog(log: Logger): ((...args: unknown[]) => void) | undefined {
+  if (/mqttjs/.test(process.env.DEBUG ?? '')) return undefined;
+  if (!log.isLevelEnabled('trace')) return () => undefined;
+  const child = log.child({ component: 'mqtt.js' });
+  return (...args) => child.trace(format(...args));
+}
+

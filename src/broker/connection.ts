@@ -8,6 +8,11 @@ export interface ConnectionOptions {
   /** In-flight QoS 1 messages the broker may send before we acknowledge (MQTT 5 Receive Maximum). */
   receiveMaximum: number;
   will: { topic: string; payload: string };
+  /**
+   * mqtt.js's own log (it calls it several times per packet). Without one, mqtt.js uses the `debug`
+   * package, whose checks cost about as much as a payload parse even when nothing is printed.
+   */
+  log?: (...args: unknown[]) => void;
 }
 
 function readSecretFile(path: string, what: string): string {
@@ -31,6 +36,7 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
     // mqtt.js stops retrying after a refused CONNACK (bad credentials, server unavailable) unless told
     // otherwise; a daemon must keep trying (a rotated Secret or a broker coming up fixes it).
     reconnectOnConnackError: true,
+    ...(options.log ? { log: options.log } : {}),
     will: { topic: options.will.topic, payload: Buffer.from(options.will.payload), qos: 1, retain: true },
     properties: v5
       ? { sessionExpiryInterval: broker.sessionExpirySeconds, receiveMaximum: Math.max(1, Math.min(65_535, options.receiveMaximum)) }

@@ -5,9 +5,13 @@
  * the time its bucket will be full again. A stream whose bucket is full needs no entry at all, so
  * prune() keeps only the streams that spoke in the last second, not every stream ever seen.
  */
+interface Bucket {
+  /** When (ms) the bucket is full again; updated in place, so a known stream costs one lookup. */
+  fullAt: number;
+}
+
 export class StreamRateLimiter {
-  /** Stream id → the time (ms) at which its bucket is full again. */
-  private readonly fullAt = new Map<string, number>();
+  private readonly buckets = new Map<string, Bucket>();
   private readonly interval: number;
   private readonly burst: number;
 
@@ -21,28 +25,28 @@ export class StreamRateLimiter {
   }
 
   get tracked(): number {
-    return this.fullAt.size;
+    return this.buckets.size;
   }
 
   allow(streamId: string, now: number): boolean {
-    let fullAt = this.fullAt.get(streamId);
-    if (fullAt === undefined) {
-      if (this.fullAt.size >= this.maxTracked) {
+    const bucket = this.buckets.get(streamId);
+    if (bucket === undefined) {
+      if (this.buckets.size >= this.maxTracked) {
         this.prune(now);
         // Every tracked stream is busy: forgetting them all is crude but bounded; each only gains a fresh burst.
-        if (this.fullAt.size >= this.maxTracked) this.fullAt.clear();
+        if (this.buckets.size >= this.maxTracked) this.buckets.clear();
       }
-      fullAt = now;
-    } else if (fullAt < now) {
-      fullAt = now;
+      this.buckets.set(streamId, { fullAt: now + this.interval });
+      return true;
     }
+    const fullAt = bucket.fullAt < now ? now : bucket.fullAt;
     if (fullAt - now > this.burst) return false;
-    this.fullAt.set(streamId, fullAt + this.interval);
+    bucket.fullAt = fullAt + this.interval;
     return true;
   }
 
   /** Forgets streams whose bucket has refilled; they behave exactly as if never seen. */
   prune(now: number): void {
-    for (const [streamId, fullAt] of this.fullAt) if (fullAt <= now) this.fullAt.delete(streamId);
+    for (const [streamId, bucket] of this.buckets) if (bucket.fullAt <= now) this.buckets.delete(streamId);
   }
 }

@@ -10,10 +10,11 @@ export interface TopicRule {
   match(topic: string): TopicMatch | null;
 }
 
+/** A match is reused by the rule's next call: read it before matching again. */
 export interface TopicMatch {
-  streamId: string;
+  readonly streamId: string;
   /** Channel name from the rule (literal or template); null when the payload or model decides. */
-  channel: string | null;
+  readonly channel: string | null;
 }
 
 type TemplatePart = string | number;
@@ -59,8 +60,13 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
   const hasStreamText = streamParts.length > 0;
   // The default template, one wildcard as the whole stream id, needs no string building.
   const streamWildcard = streamParts.length === 1 && typeof streamParts[0] === 'number' ? streamParts[0] : -1;
+  // Wildcards on adjacent "+" levels joined by "/" in order ("plant/+/+/x", stream "{1}/{2}") are one
+  // stretch of the topic: the stream id is a single slice, with no wildcard strings and no concatenation.
+  const span = contiguousSpan(levels, streamParts);
+  const needWildcards = channelParts !== null || (span === null && streamWildcard < 0 && hasStreamText);
   const wildcards: string[] = [];
   const last = levels.length - 1;
+  const result = { streamId: '', channel: null as string | null };
   return {
     filter: sub.topic,
     format: sub.format,
@@ -69,12 +75,17 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
     match(topic: string): TopicMatch | null {
       // Walks the topic level by level with indexOf: no split, no array per message.
       wildcards.length = 0;
+      let wildcard = 0;
+      let streamId: string | null = null;
+      let spanStart = 0;
       let start = 0;
       for (let i = 0; i <= last; i++) {
         const level = levels[i] as string;
         if (level === '#') {
           if (i === 0 && topic.charCodeAt(0) === 36) return null; // "$" topics are not matched by wildcards
-          wildcards.push(start <= topic.length ? topic.slice(start) : '');
+          const rest = start <= topic.length ? topic.slice(start) : '';
+          if (wildcard === streamWildcard) streamId = rest;
+          if (needWildcards) wildcards.push(rest);
           break;
         }
         if (start > topic.length) return null;
@@ -82,21 +93,50 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
         const end = slash === -1 ? topic.length : slash;
         if (level === '+') {
           if (i === 0 && topic.charCodeAt(0) === 36) return null;
-          wildcards.push(topic.slice(start, end));
+          if (span !== null) {
+            if (i === span.first) spanStart = start;
+            if (i === span.last) streamId = topic.slice(spanStart, end);
+          } else if (wildcard === streamWildcard) streamId = topic.slice(start, end);
+          if (needWildcards) wildcards.push(topic.slice(start, end));
+          wildcard++;
         } else if (end - start !== level.length || !topic.startsWith(level, start)) return null;
         if (i === last) {
           if (slash !== -1) return null;
         } else if (slash === -1) {
           // Only "a/#" may match "a" (the parent level itself).
           if (!(i === last - 1 && levels[last] === '#')) return null;
-          wildcards.push('');
+          if (wildcard === streamWildcard) streamId = '';
+          if (needWildcards) wildcards.push('');
           break;
         }
         start = end + 1;
       }
-      const streamId = streamWildcard >= 0 ? (wildcards[streamWildcard] ?? '') : hasStreamText ? render(streamParts, wildcards) : topic;
+      if (streamId === null) streamId = hasStreamText ? render(streamParts, wildcards) : topic;
       if (streamId.length === 0) return null;
-      return { streamId, channel: channelParts ? render(channelParts, wildcards) : null };
+      result.streamId = streamId;
+      result.channel = channelParts ? render(channelParts, wildcards) : null;
+      return result;
     },
   };
+}
+
+/** The filter levels a stream template spans when it is adjacent "+" wildcards joined by "/", in order. */
+function contiguousSpan(levels: readonly string[], parts: readonly TemplatePart[]): { first: number; last: number } | null {
+  if (parts.length < 3 || parts.length % 2 === 0) return null;
+  const wildcardLevels = levels.flatMap((level, i) => (level === '+' || level === '#' ? [i] : []));
+  let first = -1;
+  let previous = -1;
+  for (let k = 0; k < parts.length; k++) {
+    const part = parts[k];
+    if (k % 2 === 1) {
+      if (part !== '/') return null;
+      continue;
+    }
+    if (typeof part !== 'number') return null;
+    const level = wildcardLevels[part];
+    if (level === undefined || levels[level] !== '+' || (previous >= 0 && level !== previous + 1)) return null;
+    if (first < 0) first = level;
+    previous = level;
+  }
+  return { first, last: previous };
 }

@@ -1,5 +1,6 @@
 /** Prometheus metrics: every sentinel_* series the daemon exports, on a registry of its own. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { WindowHistogram } from './window-histogram.js';
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -78,12 +79,12 @@ export class SentinelMetrics {
     buckets: latencyBuckets,
     registers: [this.registry],
   });
-  readonly ingestToDecision = new Histogram({
-    name: 'sentinel_ingest_to_decision_seconds',
-    help: 'Time from receiving a reading to the decision on the window it completed',
-    buckets: latencyBuckets,
-    registers: [this.registry],
-  });
+  readonly ingestToDecision = new WindowHistogram(
+    'sentinel_ingest_to_decision_seconds',
+    'Time from receiving a reading to the decision on the window it completed',
+    latencyBuckets,
+    this.registry,
+  );
   readonly alerts = new Counter({
     name: 'sentinel_alerts_total',
     help: 'Alert events decided, by type',

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, statusSchema, type Alert } from '../../src/alert/alert.js';
@@ -202,4 +203,25 @@ describe('daemon through a real broker', () => {
       await daemon.stop();
     }
   });
+
+  it('passes mqtt.js its own log lines at trace level, and keeps them out otherwise', async () => {
+    const lines = async (level: string): Promise<Array<{ component?: string; msg?: string }>> => {
+      const out = new PassThrough();
+      const chunks: string[] = [];
+      out.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+      const daemon = new Daemon(daemonConfig(uniquePrefix(`log-${level}`)), createLogger(level, out));
+      await daemon.start();
+      try {
+        await waitFor(() => daemon.readiness().ready, 10_000, 'ready');
+      } finally {
+        await daemon.stop();
+      }
+      return chunks.join('').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as { component?: string; msg?: string });
+    };
+    const traced = (await lines('trace')).filter((l) => l.component === 'mqtt.js');
+    expect(traced.length).toBeGreaterThan(5);
+    expect(traced.some((l) => /connect/i.test(l.msg ?? ''))).toBe(true);
+    expect((await lines('debug')).filter((l) => l.component === 'mqtt.js')).toEqual([]);
+  });
 });
+
