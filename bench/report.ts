@@ -161,10 +161,10 @@ export function markdown(r: BenchResults): string {
       ),
       '',
       table(
-        ['run', 'kept/acked', 'steady msg/s', 'overall msg/s', 'publisher msg/s', 'CPU s/100k received', 'publisher CPU s/100k', 'windows scored', 'dropped', 'rejected'],
+        ['run', 'kept/acked', 'steady msg/s', 'overall msg/s', 'publisher msg/s', 'CPU s/100k received', 'publisher CPU s/100k', 'windows scored', 'mean batch', 'dropped', 'rejected'],
         r.throughput.runs.flatMap((run) => [
-          [`${run.broker} QoS ${run.qos} #${run.repeat} baseline`, `${run.baseline.received}/${run.baseline.acked}`, int(run.baseline.rate), int(run.baseline.overallRate), int(run.baseline.publisherRate), fixed(run.baseline.cpuPer100k), fixed(run.baseline.publisherCpuPer100k), '–', '–', '–'],
-          [`${run.broker} QoS ${run.qos} #${run.repeat} daemon`, `${run.daemon.received}/${run.daemon.acked}`, int(run.daemon.rate), int(run.daemon.overallRate), int(run.daemon.publisherRate), fixed(run.daemon.cpuPer100kReceived), fixed(run.daemon.publisherCpuPer100k), int(run.daemon.windowsScored), int(run.daemon.dropped), int(run.daemon.rejected)],
+          [`${run.broker} QoS ${run.qos} #${run.repeat} baseline`, `${run.baseline.received}/${run.baseline.acked}`, int(run.baseline.rate), int(run.baseline.overallRate), int(run.baseline.publisherRate), fixed(run.baseline.cpuPer100k), fixed(run.baseline.publisherCpuPer100k), '–', '–', '–', '–'],
+          [`${run.broker} QoS ${run.qos} #${run.repeat} daemon`, `${run.daemon.received}/${run.daemon.acked}`, int(run.daemon.rate), int(run.daemon.overallRate), int(run.daemon.publisherRate), fixed(run.daemon.cpuPer100kReceived), fixed(run.daemon.publisherCpuPer100k), int(run.daemon.windowsScored), fixed(run.daemon.meanBatch, 1), int(run.daemon.dropped), int(run.daemon.rejected)],
         ]),
       ),
     );

@@ -179,6 +179,7 @@ export const POLLED_METRICS = [
   'sentinel_readings_queued_total',
   'sentinel_queue_depth',
   'sentinel_windows_scored_total',
+  'sentinel_inference_duration_seconds',
   'sentinel_backpressure_waits_total',
   'sentinel_alerts_published_total',
   'sentinel_batch_size',

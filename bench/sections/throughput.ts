@@ -23,6 +23,10 @@ export interface ThroughputRun {
     /** CPU per 100k messages received (dropped ones cost their parse too). */
     cpuPer100kReceived: number;
     windowsScored: number;
+    /** Mean windows per inference run. */
+    meanBatch: number;
+    /** Model run time per window scored, µs (sentinel_inference_duration_seconds). */
+    inferenceMicrosPerWindow: number;
     dropped: number;
     rejected: number;
     alertsPublished: number;
@@ -126,13 +130,15 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
               messagesReceived: delta('sentinel_messages_received_total'),
               cpuPer100kReceived: (measured.cpuSeconds / Math.max(1, delta('sentinel_messages_received_total'))) * 100_000,
               windowsScored: delta('sentinel_windows_scored_total'),
+              meanBatch: delta('sentinel_batch_size_sum') / Math.max(1, delta('sentinel_batch_size_count')),
+              inferenceMicrosPerWindow: (delta('sentinel_inference_duration_seconds_sum') * 1e6) / Math.max(1, delta('sentinel_windows_scored_total')),
               dropped: delta('sentinel_readings_dropped_total'),
               rejected: delta('sentinel_readings_rejected_total'),
               alertsPublished: delta('sentinel_alerts_published_total'),
               backpressureWaits: delta('sentinel_backpressure_waits_total'),
             },
           };
-          log(`  ${broker} QoS ${qos} daemon:   ${fmtRun(measured)} kept of ${run.daemon.messagesReceived} received, scored ${run.daemon.windowsScored}, dropped ${run.daemon.dropped}, rejected ${run.daemon.rejected}`);
+          log(`  ${broker} QoS ${qos} daemon:   ${fmtRun(measured)} kept of ${run.daemon.messagesReceived} received, scored ${run.daemon.windowsScored} (mean batch ${run.daemon.meanBatch.toFixed(1)}, ${run.daemon.inferenceMicrosPerWindow.toFixed(2)} µs/window), dropped ${run.daemon.dropped}, rejected ${run.daemon.rejected}`);
           pairRuns.push(run);
         }
       } finally {

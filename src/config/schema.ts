@@ -112,7 +112,7 @@ export const configSchema = z.object({
     .prefault({}),
   batch: z
     .object({
-      maxSize: z.number().int().min(1).max(65_536).default(256).describe('windows per inference run'),
+      maxSize: z.number().int().min(1).max(65_536).default(1024).describe('windows per inference run'),
       maxDelayMs: z.number().min(0).default(5).describe('longest a ready window waits for its batch to fill'),
     })
     .prefault({}),
