@@ -35,11 +35,18 @@ function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
+function skipSpace(bytes: Buffer, p: number): number {
+  while (p < bytes.length && isSpace(bytes[p] as number)) p++;
+  return p;
+}
+
 export class TelemetryScanner {
   private readonly names: Uint8Array[];
   /** Channel values of the last scan, in model channel order (json-values). */
   readonly values: Float64Array;
-  private readonly seen: Uint8Array;
+  /** seen[c] === stamp: channel c was in this payload. */
+  private readonly seen: Uint32Array;
+  private stamp = 0;
   /** The last scan's payload `value` (json-value). */
   value = Number.NaN;
   hasTs = false;
@@ -53,7 +60,7 @@ export class TelemetryScanner {
   constructor(channels: readonly string[]) {
     this.names = channels.map((c) => Buffer.from(c, 'utf8'));
     this.values = new Float64Array(channels.length);
-    this.seen = new Uint8Array(channels.length);
+    this.seen = new Uint32Array(channels.length);
   }
 
   /** Scans one payload; `multi` picks `{"values":{…}}` over `{"value":…}`. True when the payload took the fast path. */
@@ -101,8 +108,7 @@ export class TelemetryScanner {
   }
 
   private skipSpace(): void {
-    const bytes = this.bytes;
-    while (this.pos < bytes.length && isSpace(bytes[this.pos] as number)) this.pos++;
+    this.pos = skipSpace(this.bytes, this.pos);
   }
 
   /** A plain string (no escapes or control bytes): returns [start, end) of its bytes, or -1 as start. */
@@ -152,31 +158,52 @@ export class TelemetryScanner {
   }
 
   private channelValues(): boolean {
+    // Locals instead of this.pos in the loop: this is most of a payload's bytes.
+    const bytes = this.bytes;
+    const end = bytes.length;
     const seen = this.seen;
-    seen.fill(0);
-    if (this.next() !== OPEN) return false;
-    this.skipSpace();
+    const stamp = this.nextStamp();
+    let p = this.pos;
+    if (bytes[p] !== OPEN) return false;
+    p = skipSpace(bytes, p + 1);
     let count = 0;
     for (;;) {
-      const start = this.plainString();
-      if (start < 0) return false;
-      const index = this.channelAt(start, this.pos - 1);
-      if (index < 0 || seen[index] === 1) return false;
-      this.skipSpace();
-      if (this.next() !== COLON) return false;
-      this.skipSpace();
+      if (bytes[p] !== QUOTE) return false;
+      const start = ++p;
+      while (p < end) {
+        const b = bytes[p] as number;
+        if (b === QUOTE) break;
+        if (b === BACKSLASH || b < 0x20) return false;
+        p++;
+      }
+      if (p >= end) return false;
+      const index = this.channelAt(start, p);
+      if (index < 0 || seen[index] === stamp) return false;
+      p = skipSpace(bytes, p + 1);
+      if (bytes[p] !== COLON) return false;
+      this.pos = skipSpace(bytes, p + 1);
       const v = this.number();
       if (!(v <= FLOAT32_MAX && v >= -FLOAT32_MAX)) return false;
       this.values[index] = v;
-      seen[index] = 1;
+      seen[index] = stamp;
       count++;
-      this.skipSpace();
-      const b = this.next();
+      p = skipSpace(bytes, this.pos);
+      const b = bytes[p++];
       if (b === CLOSE) break;
       if (b !== COMMA) return false;
-      this.skipSpace();
+      p = skipSpace(bytes, p);
     }
+    this.pos = p;
     return count === this.names.length;
+  }
+
+  /** A fresh mark for `seen`, so no clearing per payload. */
+  private nextStamp(): number {
+    if (this.stamp === 0xffffffff) {
+      this.seen.fill(0);
+      this.stamp = 0;
+    }
+    return ++this.stamp;
   }
 
   private channelAt(start: number, end: number): number {
