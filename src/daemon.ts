@@ -327,11 +327,12 @@ export class Daemon implements ReadingSink {
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
-    const now = Date.now();
     while (this.batcher.canAccept()) {
       const reading = this.queue.poll();
       if (reading === undefined) break;
-      const outcome = this.windows.push(reading, now);
+      // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
+      // not make every stream stale at once.
+      const outcome = this.windows.push(reading, reading.receivedAt);
       if (typeof outcome === 'number') this.batcher.add(outcome);
       else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
       this.admission.retry();
@@ -416,10 +417,10 @@ export class Daemon implements ReadingSink {
   }
 
   /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
-  sweep(now = Date.now()): void {
-    const { becameStale, evicted } = this.windows.sweep(now);
+  sweep(): void {
+    const { becameStale, evicted } = this.windows.sweep(performance.now());
     for (const streamId of evicted) this.decider.forget(streamId);
-    this.limiter?.prune(now);
+    this.limiter?.prune(Date.now());
     if (becameStale.length > 0) {
       this.metrics.dataGaps.inc(becameStale.length);
       this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');

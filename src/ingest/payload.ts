@@ -166,7 +166,8 @@ export class PayloadParser {
     const ts = this.timestamp(scan.hasTs ? (scan.tsText ?? scan.tsNumber) : undefined, now);
     if (Number.isNaN(ts)) return badTimestamp();
     const values = new Float32Array(this.channels.length);
-    values.set(scan.values);
+    const scanned = scan.values;
+    for (let c = 0; c < values.length; c++) values[c] = scanned[c] as number;
     return { ok: true, reading: { streamId, ts, tsFromPayload: scan.hasTs, receivedAt, channel: -1, value: 0, values } };
   }
 

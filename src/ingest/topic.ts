@@ -67,6 +67,10 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
   const wildcards: string[] = [];
   const last = levels.length - 1;
   const result = { streamId: '', channel: null as string | null };
+  // Literal levels before the first "+" are checked as one prefix ("plant/line-1/"), not level by level.
+  const leading = levels.findIndex((l) => l === '+' || l === '#');
+  const prefix = leading > 0 && levels[leading] === '+' ? `${levels.slice(0, leading).join('/')}/` : null;
+  const first = prefix === null ? 0 : leading;
   return {
     filter: sub.topic,
     format: sub.format,
@@ -79,7 +83,11 @@ export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
       let streamId: string | null = null;
       let spanStart = 0;
       let start = 0;
-      for (let i = 0; i <= last; i++) {
+      if (prefix !== null) {
+        if (!topic.startsWith(prefix)) return null;
+        start = prefix.length;
+      }
+      for (let i = first; i <= last; i++) {
         const level = levels[i] as string;
         if (level === '#') {
           if (i === 0 && topic.charCodeAt(0) === 36) return null; // "$" topics are not matched by wildcards

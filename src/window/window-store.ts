@@ -119,7 +119,10 @@ export class WindowStore {
     return this.staleStreams;
   }
 
-  /** Adds a reading; returns the stream's slot when a new full window is ready to score. */
+  /**
+   * Adds a reading; returns the stream's slot when a new full window is ready to score. `now` is the
+   * clock sweep() is given (the daemon uses the monotonic receive time).
+   */
   push(reading: Reading, now: number): PushOutcome {
     let slot = this.slots.get(reading.streamId);
     if (slot === undefined) {
@@ -223,7 +226,9 @@ export class WindowStore {
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
     const head = slab.head[i] as number;
-    slab.rows.set(row.length === channels ? row : row.subarray(0, channels), i * this.windowValues + head * channels);
+    const rows = slab.rows;
+    const at = i * this.windowValues + head * channels;
+    for (let c = 0; c < channels; c++) rows[at + c] = row[c] as number;
     slab.head[i] = head + 1 === window ? 0 : head + 1;
     const filled = slab.filled[i] as number;
     if (filled < window) slab.filled[i] = filled + 1;
@@ -247,11 +252,14 @@ export class WindowStore {
     const { window, channels } = this.options;
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
+    const rows = slab.rows;
     const start = i * this.windowValues;
     const split = start + (slab.head[i] as number) * channels;
     const end = start + this.windowValues;
-    target.set(slab.rows.subarray(split, end), offset);
-    target.set(slab.rows.subarray(start, split), offset + end - split);
+    // Plain loops: two subarray views per window cost more than copying a few hundred floats.
+    let k = offset;
+    for (let j = split; j < end; j++) target[k++] = rows[j] as number;
+    for (let j = start; j < split; j++) target[k++] = rows[j] as number;
     if (this.mean !== null && this.invStd !== null) {
       const last = offset + window * channels;
       for (let k = offset, c = 0; k < last; k++) {
