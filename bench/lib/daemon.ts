@@ -1,6 +1,6 @@
 /** The daemon under test: the built CLI (`dist/cli/main.js run`) as a child process with a temp YAML config. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput, SubscriptionConfig } from '../../src/config/schema.js';
@@ -44,6 +44,8 @@ export interface DaemonOptions {
   alertPrefix: string;
   /** Extra config sections merged over the bench defaults. */
   extra?: Partial<ConfigInput>;
+  /** Node flags for the daemon (BENCH_DAEMON_NODE_ARGS come after them). */
+  nodeArgs?: string[];
 }
 
 /** BENCH_DAEMON_CONFIG: JSON sections laid over every bench daemon's config, e.g. '{"batch":{"maxSize":1024}}'. */
@@ -69,8 +71,12 @@ export class DaemonProcess {
     readonly brokerUrl: string,
     readonly configPath: string,
   ) {
+    // BENCH_DAEMON_OUTPUT=DIR keeps each daemon's whole stdout and stderr (e.g. with --trace-gc) in DIR/<pid>.log.
+    const dir = process.env.BENCH_DAEMON_OUTPUT;
+    const file = dir ? join(dir, `${pid}.log`) : null;
     const keep = (chunk: Buffer): void => {
       this.output = (this.output + chunk.toString()).slice(-8000);
+      if (file !== null) appendFileSync(file, chunk);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -101,7 +107,7 @@ export class DaemonProcess {
     const configPath = join(options.dir, `${options.name}.yaml`);
     writeFileSync(configPath, stringify(config));
     // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon under load.
-    const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0);
+    const nodeArgs = [...(options.nodeArgs ?? []), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0)];
     const child = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('daemon did not spawn');
     const brokerUrl = options.brokerUrl ?? `mqtt://127.0.0.1:${embeddedPort}`;

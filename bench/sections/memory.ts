@@ -1,7 +1,10 @@
 /**
  * Memory: RSS of the daemon holding 100k active single-channel streams with window 32, scored by a
- * one-channel model trained on the spot with the project's trainer.
+ * one-channel model trained on the spot with the project's trainer. Run twice: as the image runs it
+ * (the Dockerfile's NODE_OPTIONS, a V8 heap cap) and with Node's defaults (no cap: V8 sizes the heap
+ * from the host's memory and lets more garbage pile up between collections).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTable } from '../../src/data/table.js';
 import { SeededRandom } from '../../src/sim/random.js';
@@ -14,11 +17,10 @@ import { memory, sleep } from '../lib/proc.js';
 
 export const MEMORY_WINDOW = 32;
 
-export interface MemoryResults {
-  broker: string;
-  streams: number;
-  window: number;
-  readingsPerStream: number;
+export interface MemoryRun {
+  /** "as deployed" (the Dockerfile's NODE_OPTIONS) or "Node defaults". */
+  label: string;
+  nodeArgs: string[];
   streamsActive: number;
   windowsScored: number;
   idleRssBytes: number;
@@ -31,6 +33,23 @@ export interface MemoryResults {
   rate: number;
 }
 
+export interface MemoryResults {
+  broker: string;
+  streams: number;
+  window: number;
+  readingsPerStream: number;
+  /** [as deployed, Node defaults] */
+  runs: MemoryRun[];
+}
+
+/** The node flags the image runs the daemon with (ENV NODE_OPTIONS in the Dockerfile). */
+export function deployedNodeArgs(): string[] {
+  const dockerfile = readFileSync(join(process.cwd(), 'Dockerfile'), 'utf8');
+  const found = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile);
+  if (!found) throw new Error('Dockerfile sets no NODE_OPTIONS');
+  return (found[1] as string).split(/\s+/).filter((a) => a.length > 0);
+}
+
 /** A seeded sine with noise, the same shape lib/telemetry.ts publishes for json-value streams. */
 function sineTable(rows: number): Buffer {
   const random = new SeededRandom(32);
@@ -40,14 +59,24 @@ function sineTable(rows: number): Buffer {
 }
 
 export async function runMemory(ctx: BenchContext): Promise<MemoryResults> {
-  const { settings, log } = ctx;
+  const { settings } = ctx;
   const broker = settings.brokers[0] ?? 'mosquitto';
-  const external = broker === 'mosquitto' ? await ctx.mosquitto() : null;
-  const protocolVersion: 4 | 5 = external ? 5 : 4;
   const trained = trainModel(parseTable(sineTable(2000), 'bench-sine.csv'), { window: MEMORY_WINDOW, name: 'bench-sine', createdAt: '2026-01-01T00:00:00.000Z' });
   const { modelPath } = writeModelFiles(join(ctx.dir, 'bench-sine.onnx'), trained.onnx, trained.manifest);
-  const name = 'memory';
+  const runs = [
+    await runOnce(ctx, broker, modelPath, 'as deployed', deployedNodeArgs()),
+    await runOnce(ctx, broker, modelPath, 'Node defaults', []),
+  ];
+  return { broker, streams: settings.memoryStreams, window: MEMORY_WINDOW, readingsPerStream: settings.memoryRounds, runs };
+}
+
+async function runOnce(ctx: BenchContext, broker: string, modelPath: string, label: string, nodeArgs: string[]): Promise<MemoryRun> {
+  const { settings, log } = ctx;
+  const external = broker === 'mosquitto' ? await ctx.mosquitto() : null;
+  const protocolVersion: 4 | 5 = external ? 5 : 4;
+  const name = `memory-${nodeArgs.length > 0 ? 'capped' : 'defaults'}`;
   const daemon = await DaemonProcess.start({
+    nodeArgs,
     dir: ctx.dir,
     name,
     brokerUrl: external ? external.url : null,
@@ -81,11 +110,9 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResults> {
       metrics = await daemon.metrics();
     }
     const mem = memory(daemon.pid);
-    const out: MemoryResults = {
-      broker,
-      streams: settings.memoryStreams,
-      window: MEMORY_WINDOW,
-      readingsPerStream: settings.memoryRounds,
+    const out: MemoryRun = {
+      label,
+      nodeArgs,
       streamsActive: metrics.sum('sentinel_streams_active'),
       windowsScored: metrics.sum('sentinel_windows_scored_total'),
       idleRssBytes: idle.rssBytes,
@@ -97,7 +124,7 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResults> {
       rate: run.rate,
     };
     log(
-      `  ${out.streamsActive} streams × ${out.readingsPerStream} readings (window ${MEMORY_WINDOW}): RSS ${mb(out.rssBytes)} (idle ${mb(out.idleRssBytes)}, peak ${mb(out.peakRssBytes)}), ` +
+      `  ${label} (${nodeArgs.join(' ') || 'no flags'}): ${out.streamsActive} streams × ${settings.memoryRounds} readings (window ${MEMORY_WINDOW}): RSS ${mb(out.rssBytes)} (idle ${mb(out.idleRssBytes)}, peak ${mb(out.peakRssBytes)}), ` +
         `heap used ${mb(out.heapUsedBytes)}, ${Math.round(out.bytesPerStream)} B/stream, ${out.windowsScored} windows scored, ${Math.round(out.rate)} msg/s`,
     );
     return out;

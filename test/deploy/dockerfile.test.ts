@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerfileParser, ModifiableInstruction, type Instruction } from 'dockerfile-ast';
 import { Registry } from 'prom-client';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeServer } from '../../src/observe/probe-server.js';
 import { repoRoot } from './helpers.js';
@@ -172,6 +173,24 @@ describe('Dockerfile', () => {
       // The user is set after everything that needs root.
       const last = runtime.instructions.findLastIndex((i) => i.getKeyword() === 'RUN' || i.getKeyword() === 'COPY');
       expect(runtime.instructions.findIndex((i) => i.getKeyword() === 'USER')).toBeGreaterThan(last);
+    }
+  });
+
+  it('caps the V8 heap in both runtime images, well inside the DaemonSet memory limit', () => {
+    const daemonset = parseYaml(readFileSync(join(repoRoot, 'k8s/base/daemonset.yaml'), 'utf8')) as {
+      spec: { template: { spec: { containers: Array<{ name: string; resources?: { limits?: { memory?: string } } }> } } };
+    };
+    const container = daemonset.spec.template.spec.containers.find((c) => c.name === 'sentinel');
+    const limit = /^(\d+)Mi$/.exec(container?.resources?.limits?.memory ?? '');
+    expect(limit, 'sentinel container memory limit in Mi').not.toBeNull();
+    for (const runtime of runtimeStages) {
+      const env = ofKind(runtime, 'ENV').map(shell).filter((e) => e.startsWith('NODE_OPTIONS='));
+      expect(env, runtime.name ?? '').toHaveLength(1);
+      const cap = /--max-old-space-size=(\d+)\b/.exec(env[0] as string);
+      expect(cap, env[0]).not.toBeNull();
+      // onnxruntime, the young generation, code and buffers live beside the old generation.
+      expect(Number(cap?.[1])).toBeLessThanOrEqual(0.7 * Number(limit?.[1]));
+      expect(Number(cap?.[1])).toBeGreaterThanOrEqual(256);
     }
   });
 
