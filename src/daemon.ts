@@ -518,4 +518,3 @@ function mqttLog(log: Logger): ((...args: unknown[]) => void) | undefined {
   const child = log.child({ component: 'mqtt.js' });
   return (...args) => child.trace(format(...args));
 }
-

@@ -35,11 +35,6 @@ function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
-function skipSpace(bytes: Buffer, p: number): number {
-  while (p < bytes.length && isSpace(bytes[p] as number)) p++;
-  return p;
-}
-
 export class TelemetryScanner {
   private readonly names: Uint8Array[];
   /** Channel values of the last scan, in model channel order (json-values). */
@@ -108,22 +103,28 @@ export class TelemetryScanner {
   }
 
   private skipSpace(): void {
-    this.pos = skipSpace(this.bytes, this.pos);
+    const bytes = this.bytes;
+    let p = this.pos;
+    while (p < bytes.length && isSpace(bytes[p] as number)) p++;
+    this.pos = p;
   }
 
   /** A plain string (no escapes or control bytes): returns [start, end) of its bytes, or -1 as start. */
   private plainString(): number {
-    if (this.next() !== QUOTE) return -1;
+    // Locals, not this.pos, in the byte loops: names and keys are most of a payload's bytes.
     const bytes = this.bytes;
-    const start = this.pos;
-    while (this.pos < bytes.length) {
-      const b = bytes[this.pos] as number;
+    const end = bytes.length;
+    let p = this.pos;
+    if (bytes[p] !== QUOTE) return -1;
+    const start = ++p;
+    while (p < end) {
+      const b = bytes[p] as number;
       if (b === QUOTE) {
-        this.pos++;
+        this.pos = p + 1;
         return start;
       }
       if (b === BACKSLASH || b < 0x20) return -1;
-      this.pos++;
+      p++;
     }
     return -1;
   }
@@ -158,42 +159,30 @@ export class TelemetryScanner {
   }
 
   private channelValues(): boolean {
-    // Locals instead of this.pos in the loop: this is most of a payload's bytes.
-    const bytes = this.bytes;
-    const end = bytes.length;
     const seen = this.seen;
     const stamp = this.nextStamp();
-    let p = this.pos;
-    if (bytes[p] !== OPEN) return false;
-    p = skipSpace(bytes, p + 1);
+    if (this.next() !== OPEN) return false;
+    this.skipSpace();
     let count = 0;
     for (;;) {
-      if (bytes[p] !== QUOTE) return false;
-      const start = ++p;
-      while (p < end) {
-        const b = bytes[p] as number;
-        if (b === QUOTE) break;
-        if (b === BACKSLASH || b < 0x20) return false;
-        p++;
-      }
-      if (p >= end) return false;
-      const index = this.channelAt(start, p);
+      const start = this.plainString();
+      if (start < 0) return false;
+      const index = this.channelAt(start, this.pos - 1);
       if (index < 0 || seen[index] === stamp) return false;
-      p = skipSpace(bytes, p + 1);
-      if (bytes[p] !== COLON) return false;
-      this.pos = skipSpace(bytes, p + 1);
+      this.skipSpace();
+      if (this.next() !== COLON) return false;
+      this.skipSpace();
       const v = this.number();
       if (!(v <= FLOAT32_MAX && v >= -FLOAT32_MAX)) return false;
       this.values[index] = v;
       seen[index] = stamp;
       count++;
-      p = skipSpace(bytes, this.pos);
-      const b = bytes[p++];
+      this.skipSpace();
+      const b = this.next();
       if (b === CLOSE) break;
       if (b !== COMMA) return false;
-      p = skipSpace(bytes, p);
+      this.skipSpace();
     }
-    this.pos = p;
     return count === this.names.length;
   }
 
