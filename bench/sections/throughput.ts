@@ -25,7 +25,7 @@ export interface ThroughputRun {
     windowsScored: number;
     /** Mean windows per inference run. */
     meanBatch: number;
-    /** Model run time per window scored, µs (sentinel_inference_duration_seconds). */
+    /** Model run wall time per window scored, µs (sentinel_inference_duration_seconds: includes the wait for the event loop). */
     inferenceMicrosPerWindow: number;
     dropped: number;
     rejected: number;
@@ -138,7 +138,7 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
               backpressureWaits: delta('sentinel_backpressure_waits_total'),
             },
           };
-          log(`  ${broker} QoS ${qos} daemon:   ${fmtRun(measured)} kept of ${run.daemon.messagesReceived} received, scored ${run.daemon.windowsScored} (mean batch ${run.daemon.meanBatch.toFixed(1)}, ${run.daemon.inferenceMicrosPerWindow.toFixed(2)} µs/window), dropped ${run.daemon.dropped}, rejected ${run.daemon.rejected}`);
+          log(`  ${broker} QoS ${qos} daemon:   ${fmtRun(measured)} kept of ${run.daemon.messagesReceived} received, scored ${run.daemon.windowsScored} (mean batch ${run.daemon.meanBatch.toFixed(1)}, model run wall time ${run.daemon.inferenceMicrosPerWindow.toFixed(2)} µs/window), dropped ${run.daemon.dropped}, rejected ${run.daemon.rejected}`);
           pairRuns.push(run);
         }
       } finally {

@@ -75,7 +75,7 @@ export class SentinelMetrics {
   });
   readonly inferenceDuration = new Histogram({
     name: 'sentinel_inference_duration_seconds',
-    help: 'Duration of one model run over a batch',
+    help: 'Wall time of one model run over a batch, from dispatch to scores (includes any wait for the event loop)',
     buckets: latencyBuckets,
     registers: [this.registry],
   });
