@@ -63,3 +63,29 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, tim
     await sleep(everyMs);
   }
 }
+
+/**
+ * Pauses `pid` (SIGSTOP) for (1 − duty) of every 100 ms — the way a CFS CPU limit throttles a container —
+ * so that a few mqtt.js publishers on a small machine can push a daemon 2× past what it can take. Used by
+ * the overload bench and the overload reliability test. duty 1 leaves it alone.
+ */
+export function dutyCycle(pid: number, duty: number): { stop(): void } {
+  if (duty >= 1) return { stop: () => {} };
+  const pauseMs = Math.round((1 - duty) * 100);
+  let resume: NodeJS.Timeout | null = null;
+  const cont = (): void => {
+    resume = null;
+    process.kill(pid, 'SIGCONT');
+  };
+  const timer = setInterval(() => {
+    process.kill(pid, 'SIGSTOP');
+    resume = setTimeout(cont, pauseMs);
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      if (resume !== null) clearTimeout(resume);
+      process.kill(pid, 'SIGCONT');
+    },
+  };
+}

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { BenchContext } from '../context.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';
+import { dutyCycle } from '../lib/proc.js';
 import { probePayload } from './throughput.js';
 
 export interface OverloadResults {
@@ -122,30 +123,4 @@ function expectedWindows(messages: number, streams: number, window: number): num
   const perStream = Math.floor(messages / streams);
   const extra = messages % streams;
   return streams * Math.max(0, perStream - window + 1) + (perStream + 1 >= window ? extra : 0);
-}
-
-/**
- * Pauses the daemon (SIGSTOP) for (1 − duty) of every 100 ms while the publishers push — the way a CFS
- * CPU limit throttles a container — so that a few mqtt.js publishers on a small machine can push it 2×
- * past what it can take. duty 1 leaves it alone.
- */
-function dutyCycle(pid: number, duty: number): { stop(): void } {
-  if (duty >= 1) return { stop: () => {} };
-  const pauseMs = Math.round((1 - duty) * 100);
-  let resume: NodeJS.Timeout | null = null;
-  const cont = (): void => {
-    resume = null;
-    process.kill(pid, 'SIGCONT');
-  };
-  const timer = setInterval(() => {
-    process.kill(pid, 'SIGSTOP');
-    resume = setTimeout(cont, pauseMs);
-  }, 100);
-  return {
-    stop() {
-      clearInterval(timer);
-      if (resume !== null) clearTimeout(resume);
-      process.kill(pid, 'SIGCONT');
-    },
-  };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { dutyCycle } from '../../bench/lib/proc.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
@@ -112,27 +113,6 @@ async function startDaemon(name: string, qos: 0 | 1, queue: { capacity: number; 
         cli.child.kill('SIGTERM');
       }
       return cli.exited;
-    },
-  };
-}
-
-/** Pauses `pid` for (1 − duty) of every 100 ms, the way a CFS CPU quota throttles a container. */
-function throttle(pid: number, duty: number): { stop(): void } {
-  const pauseMs = Math.round((1 - duty) * 100);
-  let resume: NodeJS.Timeout | null = null;
-  const cont = (): void => {
-    resume = null;
-    process.kill(pid, 'SIGCONT');
-  };
-  const timer = setInterval(() => {
-    process.kill(pid, 'SIGSTOP');
-    resume = setTimeout(cont, pauseMs);
-  }, 100);
-  return {
-    stop() {
-      clearInterval(timer);
-      if (resume !== null) clearTimeout(resume);
-      process.kill(pid, 'SIGCONT');
     },
   };
 }
@@ -255,7 +235,7 @@ async function measureCapacity(daemon: DaemonChild): Promise<number> {
     const n = received(await daemon.metrics());
     return [(t0 + performance.now()) / 2, n];
   };
-  const brake = throttle(daemon.pid, DUTY);
+  const brake = dutyCycle(daemon.pid, DUTY);
   let capacity = 0;
   try {
     for (let rate = 2_000, step = 0; step < 7; step++, rate *= 1.5) {
@@ -283,7 +263,7 @@ async function measureCapacity(daemon: DaemonChild): Promise<number> {
 async function overload(daemon: DaemonChild, pub: LoadPublisher, rate: number, seconds: number) {
   const before = received(await daemon.metrics());
   const rss: number[] = [];
-  const brake = throttle(daemon.pid, DUTY);
+  const brake = dutyCycle(daemon.pid, DUTY);
   const sampler = setInterval(() => {
     const mb = processRssMb(daemon.pid);
     if (mb !== null) rss.push(mb);
