@@ -1,10 +1,23 @@
 /** Reads a Prometheus text exposition into numbers a test can assert on. */
+import { get } from 'node:http';
 import { waitFor } from './broker.js';
 
-export async function scrape(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
+/**
+ * GET /metrics on a fresh connection. A pooled keep-alive connection races the server's idle timeout
+ * (a request written just as the server closes the socket comes back ECONNRESET), and that race is
+ * near certain against a daemon the overload tests keep paused with SIGSTOP.
+ */
+export function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics answered ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 /** Sum of every sample of `name` whose labels include all of `labels`. */
