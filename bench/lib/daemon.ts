@@ -4,6 +4,7 @@ import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput, SubscriptionConfig } from '../../src/config/schema.js';
+import { getText } from './http.js';
 import { MetricsSnapshot } from './prometheus.js';
 import { freePort, sleep, waitUntil } from './proc.js';
 
@@ -135,8 +136,8 @@ export class DaemonProcess {
   /** A scrape; with `names`, only those metrics (cheap enough to poll several times a second). */
   async metrics(names: readonly string[] = []): Promise<MetricsSnapshot> {
     const query = names.map((n) => `name=${encodeURIComponent(n)}`).join('&');
-    const res = await fetch(`http://127.0.0.1:${this.httpPort}/metrics${query ? `?${query}` : ''}`);
-    return MetricsSnapshot.parse(await res.text(), performance.now());
+    const { body } = await getText(this.httpPort, `/metrics${query ? `?${query}` : ''}`);
+    return MetricsSnapshot.parse(body, performance.now());
   }
 
   get recentOutput(): string {

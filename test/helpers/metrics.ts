@@ -1,23 +1,12 @@
 /** Reads a Prometheus text exposition into numbers a test can assert on. */
-import { get } from 'node:http';
+import { getText } from '../../bench/lib/http.js';
 import { waitFor } from './broker.js';
 
-/**
- * GET /metrics on a fresh connection. A pooled keep-alive connection races the server's idle timeout
- * (a request written just as the server closes the socket comes back ECONNRESET), and that race is
- * near certain against a daemon the overload tests keep paused with SIGSTOP.
- */
-export function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics answered ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
+/** GET /metrics (on a fresh connection: see getText). */
+export async function scrape(port: number): Promise<string> {
+  const { status, body } = await getText(port, '/metrics');
+  if (status !== 200) throw new Error(`/metrics answered ${status}`);
+  return body;
 }
 
 /** Sum of every sample of `name` whose labels include all of `labels`. */
