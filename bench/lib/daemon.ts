@@ -125,9 +125,7 @@ export class DaemonProcess {
   private async ready(): Promise<boolean> {
     if (this.child.exitCode !== null) throw new Error(`daemon exited with ${this.child.exitCode}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${this.httpPort}/readyz`);
-      await res.arrayBuffer();
-      return res.status === 200;
+      return (await getText(this.httpPort, '/readyz')).status === 200;
     } catch {
       return false;
     }
