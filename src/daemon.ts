@@ -2,16 +2,16 @@
  * The composition root: wires ingest → queue → windows → batches → model → decisions → alerts, owns
  * the lifecycle (start in data-path order, stop intake first and flush outputs last).
  */
-import { format } from 'node:util';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { MqttClient } from 'mqtt';
-import { alertEventId, topChannels, type Alert, type Status } from './alert/alert.js';
+import { alertEventId, finiteScore, isoTime, topChannels, type Alert, type Status } from './alert/alert.js';
 import { AlertOutbox } from './alert/outbox.js';
 import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
 import { QueueAdmission, type Backlog } from './queue/admission.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
-import { connectBroker } from './broker/connection.js';
+import type { ClosedAlert } from './decide/hysteresis.js';
+import { brokerLog, connectBroker, secretScrubber } from './broker/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -19,7 +19,8 @@ import { HysteresisDecider } from './decide/hysteresis.js';
 import { MqttIngest, clientSource, inProcessSource, type ReadingSink } from './ingest/mqtt-ingest.js';
 import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
-import type { Reading, RejectReason } from './ingest/reading.js';
+import { utf8Length } from './ingest/stream-id.js';
+import { rejectReasons, type Reading, type RejectReason } from './ingest/reading.js';
 import { compileRule, type TopicRule } from './ingest/topic.js';
 import { ModelWatcher } from './model/model-watcher.js';
 import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './model/scorer.js';
@@ -39,10 +40,30 @@ async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boole
   return settled;
 }
 
-/** Compiles the subscription rules; throws naming the config field on a bad template. */
+/** The MQTT limit on a topic name, in UTF-8 bytes (MQTT 5 §1.5.4). */
+const MAX_TOPIC_BYTES = 65_535;
+
+/**
+ * Compiles the subscription rules; throws naming the config field on a bad template, or when an alert
+ * or status topic could exceed the MQTT limit (an alert the broker can never take would be lost).
+ */
 export function compileRules(config: Config): TopicRule[] {
+  const { alert, ingest, nodeName } = config;
+  if (utf8Length(alert.prefix) + 1 + ingest.maxStreamIdBytes > MAX_TOPIC_BYTES) {
+    throw new Error(
+      `alert.prefix: "<prefix>/<streamId>" can exceed the MQTT topic limit of ${MAX_TOPIC_BYTES} bytes with ingest.maxStreamIdBytes ${ingest.maxStreamIdBytes} — fix: shorten alert.prefix or lower ingest.maxStreamIdBytes`,
+    );
+  }
+  const names = nodeName + alert.statusPrefix + alert.prefix;
+  if (utf8Length(alert.statusPrefix) + 1 + utf8Length(nodeName) > MAX_TOPIC_BYTES || names.includes('+') || names.includes('#') || names.includes('\u0000')) {
+    throw new Error('alert.statusPrefix / nodeName: the status topic must be at most 65535 bytes with no "+", "#" or NUL — fix: shorten them, or remove those characters');
+  }
   return config.subscriptions.map((sub, i) => compileRule(sub, i));
 }
+
+/** Where an internal error was caught: the `stage` label of sentinel_internal_errors_total. */
+export const internalStages = ['ingest', 'window', 'decide', 'alert', 'cron', 'model', 'http', 'broker', 'process'] as const;
+export type InternalStage = (typeof internalStages)[number];
 
 export class Daemon implements ReadingSink {
   readonly metrics: SentinelMetrics;
@@ -72,6 +93,8 @@ export class Daemon implements ReadingSink {
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
   private droppedNewest: { inc(): void } | null = null;
   private droppedOldest: { inc(): void } | null = null;
+  private clockStepsSeen = 0;
+  private evictedForRoomSeen = 0;
   /** Port the probe server listens on (useful when configured as 0). */
   httpPort = 0;
   /** URL of the broker in use (the embedded one when none is configured). */
@@ -83,7 +106,33 @@ export class Daemon implements ReadingSink {
   ) {
     this.metrics = new SentinelMetrics();
     this.warner = new RateLimitedWarner(log, config.log.rejectLogIntervalMs);
-    this.probes = new ProbeServer(this.metrics.registry, () => this.readiness());
+    const { http } = config;
+    this.probes = new ProbeServer(this.metrics.registry, () => this.readiness(), {
+      maxConnections: http.maxConnections,
+      maxConnectionsPerClient: http.maxConnectionsPerClient,
+      headersTimeoutMs: http.headersTimeoutMs,
+      requestTimeoutMs: http.requestTimeoutMs,
+      onRejected: (reason) => this.metrics.httpRejected.labels(reason).inc(),
+      onError: (err) => this.internalError('http', err),
+    });
+    // Every label a counter can take is exported from the start, so rate() sees the first increment.
+    for (const reason of rejectReasons) this.metrics.readingsRejected.labels(reason).inc(0);
+    for (const stage of internalStages) this.metrics.internalErrors.labels(stage).inc(0);
+    for (const reason of ['idle', 'table_full']) this.metrics.streamsEvicted.labels(reason).inc(0);
+  }
+
+  /**
+   * A bug caught at a stage boundary: counted and logged (rate-limited), never the end of the process.
+   * The attack tests assert this stays at 0.
+   */
+  internalError(stage: InternalStage, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.metrics.internalErrors.labels(stage).inc();
+      this.warner.warn(`internal:${stage}`, { stage, err: error.message, stack: error.stack }, 'internal error caught at a stage boundary (please report it)');
+    } catch {
+      // Counting failed too: nothing safer is left to do than carry on.
+    }
   }
 
   readiness(): Readiness {
@@ -95,6 +144,7 @@ export class Daemon implements ReadingSink {
         broker: this.connected ? 'connected' : 'disconnected',
         model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
         provider: this.scorer?.provider ?? null,
+        outbox: this.outbox === null ? null : this.outbox.journalError === null ? 'ok' : { degraded: this.outbox.journalError },
         stopping: this.stopping,
       },
     };
@@ -155,13 +205,18 @@ export class Daemon implements ReadingSink {
       maxStreams: config.window.maxStreams,
       staleAfterMs: config.window.staleAfterMs,
       idleTtlMs: config.window.idleTtlMs,
+      maxBytes: config.window.maxBytes,
+      futureRowToleranceMs: config.window.futureRowToleranceMs,
       normalization: manifest.normalization,
+      // Only stale streams make room, and a stale stream's alert was closed when it went stale.
+      onEvicted: (streamId) => this.decider.forget(streamId),
     });
     this.decider = new HysteresisDecider(manifest.policy);
     this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
       onScored: (result) => this.onScored(result),
       onFailed: (batch, err) => this.onBatchFailed(batch, err),
       onCapacity: () => this.pump(),
+      onError: (err) => this.internalError('decide', err),
     });
 
     this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
@@ -182,7 +237,7 @@ export class Daemon implements ReadingSink {
     const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
     const client = connectBroker(
       { ...config.broker, protocolVersion },
-      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) }, log: mqttLog(log) },
+      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) }, log: brokerLog(log, config.broker, url) },
     );
     this.client = client;
     client.on('connect', (connack) => {
@@ -202,7 +257,8 @@ export class Daemon implements ReadingSink {
       metrics.brokerReconnects.inc();
       log.info({ url: redactUrl(url), nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
     });
-    client.on('error', (err) => this.warner.warn('broker-error', { err: err.message }, 'broker connection error'));
+    const scrub = secretScrubber(config.broker, url);
+    client.on('error', (err) => this.warner.warn('broker-error', { err: scrub(err.message) }, 'broker connection error'));
 
     const outbox = this.outbox;
     const publisher = new MqttAlertPublisher(client, config.alert.prefix, outbox, {
@@ -215,7 +271,17 @@ export class Daemon implements ReadingSink {
         metrics.outboxDropped.inc();
         log.error({ eventId: alert.eventId, streamId: alert.streamId, maxAlerts: config.outbox.maxAlerts }, 'outbox full: oldest undelivered alert dropped');
       },
+      onUndeliverable: (alert, reason) => {
+        metrics.alertsUndeliverable.labels(reason).inc();
+        this.warner.warn(`undeliverable:${reason}`, { eventId: alert.eventId, streamId: alert.streamId.slice(0, 64), reason }, 'alert the broker can never take: given up');
+      },
+      onJournalFailed: (alert, err) => {
+        metrics.outboxWriteFailures.inc();
+        metrics.outboxDegraded.set(1);
+        this.warner.warn('journal-failed', { eventId: alert.eventId, err: err.message, path: config.outbox.path }, 'outbox journal cannot be written: alert published without crash protection');
+      },
     });
+    for (const reason of ['topic_too_long', 'invalid_topic', 'publish_error']) metrics.alertsUndeliverable.labels(reason).inc(0);
     publisher.replay(pending);
     this.alerts = publisher;
     this.receivedTally = new Float64Array(rules.length + 1);
@@ -230,10 +296,17 @@ export class Daemon implements ReadingSink {
       this.queuedTally = 0;
       metrics.queueDepth.set(this.queue.size);
       metrics.outboxPending.set(outbox.size);
+      metrics.outboxDegraded.set(outbox.journalError === null ? 0 : 1);
+      const windows = this.windows;
+      if (windows.clockSteps > this.clockStepsSeen) metrics.clockSteps.inc(windows.clockSteps - this.clockStepsSeen);
+      this.clockStepsSeen = windows.clockSteps;
+      if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted.labels('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
+      this.evictedForRoomSeen = windows.evictedForRoom;
     });
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
-    const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, 2 * config.window.maxStreams) : null;
+    // Buckets live about a second after a stream's last reading, so this bounds memory, not streams.
+    const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, Math.min(2 * config.window.maxStreams, 65_536)) : null;
     this.limiter = limiter;
     // With the embedded broker, telemetry comes straight from its router; the client still carries
     // status and alerts.
@@ -251,13 +324,17 @@ export class Daemon implements ReadingSink {
         onRefused: (qos) => {
           if (qos === 0) metrics.readingsDropped.labels('shutdown').inc();
         },
+        onRateLimitWait: () => metrics.rateLimitWaits.inc(),
+        onError: (err) => this.internalError('ingest', err),
       },
       limiter,
+      { maxTopicBytes: config.ingest.maxTopicBytes, maxStreamIdBytes: config.ingest.maxStreamIdBytes },
     );
     this.ingest.start();
     this.watcher = new ModelWatcher(config.model.path, {
       currentVersion: () => this.scorer?.manifest.version ?? '',
       reload: () => this.reloadModel(),
+      onError: (err) => this.internalError('model', err),
     });
     this.watcher.start(config.model.watch);
     this.schedule();
@@ -327,53 +404,102 @@ export class Daemon implements ReadingSink {
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
-    while (this.batcher.canAccept()) {
-      const reading = this.queue.poll();
-      if (reading === undefined) break;
-      // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
-      // not make every stream stale at once.
-      const outcome = this.windows.push(reading, reading.receivedAt);
-      if (typeof outcome === 'number') this.batcher.add(outcome);
-      else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
-      this.admission.retry();
+    try {
+      while (this.batcher.canAccept()) {
+        const reading = this.queue.poll();
+        if (reading === undefined) break;
+        // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
+        // not make every stream stale at once.
+        const outcome = this.windows.push(reading, reading.receivedAt);
+        if (typeof outcome === 'number') this.batcher.add(outcome);
+        else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
+        this.admission.retry();
+      }
+    } catch (err) {
+      // A bug in windowing costs this reading, never the pipeline: pumping must not stay latched.
+      this.internalError('window', err);
+    } finally {
+      this.pumping = false;
     }
-    this.pumping = false;
   }
 
   private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
     const { metrics } = this;
-    const { manifest } = scorer;
-    const channels = manifest.channels.length;
     const now = performance.now();
     metrics.batchSize.observe(batch.size);
     metrics.inferenceDuration.observe(inferenceSeconds);
     metrics.windowsScored.inc(batch.size);
     for (let i = 0; i < batch.size; i++) {
-      const streamId = batch.streamIds[i] as string;
-      const ts = batch.ts[i] as number;
-      const score = output.scores[i] as number;
-      const event = this.decider.decide(streamId, ts, score);
       metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
-      if (event === null) continue;
-      const alert: Alert = {
-        eventId: alertEventId(streamId, event, ts, manifest.version),
-        type: event,
-        streamId,
-        nodeName: this.config.nodeName,
-        recordTs: new Date(ts).toISOString(),
-        detectedAt: new Date().toISOString(),
-        score,
-        thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
-        model: { name: manifest.name, version: manifest.version },
-        topChannels: topChannels(manifest.channels, output.contributions, i * channels, this.config.alert.topChannels),
-      };
-      if (event === 'resolved') alert.peakScore = this.decider.peakScore(streamId);
-      metrics.alerts.labels(event).inc();
-      // Journal first: once the log says "alert …", the alert is in the outbox and survives a crash.
-      this.alerts.send(alert);
-      this.log.info({ eventId: alert.eventId, type: event, streamId, score, topChannels: alert.topChannels }, `alert ${event}`);
+      // One window that trips a bug must not cost the rest of the batch their decisions.
+      try {
+        this.decideWindow(batch, output, scorer, i);
+      } catch (err) {
+        this.internalError('decide', err);
+      }
     }
     metrics.alertsActive.set(this.decider.activeAlerts);
+  }
+
+  private decideWindow(batch: WindowBatch, output: BatchResult['output'], scorer: Scorer, i: number): void {
+    const { manifest } = scorer;
+    const streamId = batch.streamIds[i] as string;
+    const ts = batch.ts[i] as number;
+    const raw = output.scores[i] as number;
+    // Extreme readings overflow float32 inside the model: off the scale is the most anomalous, not silence.
+    const score = finiteScore(raw);
+    if (score !== raw) this.metrics.scoresSaturated.inc();
+    const event = this.decider.decide(streamId, ts, score);
+    if (event === null) return;
+    const alert: Alert = {
+      eventId: alertEventId(streamId, event, ts, manifest.version),
+      type: event,
+      streamId,
+      nodeName: this.config.nodeName,
+      recordTs: isoTime(ts),
+      detectedAt: new Date().toISOString(),
+      score,
+      thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
+      model: { name: manifest.name, version: manifest.version },
+      topChannels: topChannels(manifest.channels, output.contributions, i * manifest.channels.length, this.config.alert.topChannels),
+    };
+    if (event === 'resolved') {
+      alert.peakScore = finiteScore(this.decider.peakScore(streamId));
+      alert.reason = 'score';
+    }
+    this.emit(alert);
+  }
+
+  /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
+  private emit(alert: Alert): void {
+    this.metrics.alerts.labels(alert.type).inc();
+    this.alerts.send(alert);
+    this.log.info(
+      { eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, topChannels: alert.topChannels, ...(alert.reason ? { reason: alert.reason } : {}) },
+      `alert ${alert.type}`,
+    );
+  }
+
+  /**
+   * Publishes `resolved` for a stream whose alert closes without scores (it went silent or was evicted),
+   * so subscribers never hold an open alert for a sensor that stopped talking.
+   */
+  private closeSilent(streamId: string, reason: 'stale' | 'evicted', closed: ClosedAlert, ts: number): void {
+    const { manifest } = this.batcher.currentScorer;
+    this.emit({
+      eventId: alertEventId(streamId, `resolved:${reason}`, ts, manifest.version),
+      type: 'resolved',
+      streamId,
+      nodeName: this.config.nodeName,
+      recordTs: isoTime(ts),
+      detectedAt: new Date().toISOString(),
+      score: finiteScore(closed.last),
+      peakScore: finiteScore(closed.peak),
+      reason,
+      thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
+      model: { name: manifest.name, version: manifest.version },
+      topChannels: [],
+    });
   }
 
   private onBatchFailed(batch: WindowBatch, err: Error): void {
@@ -405,27 +531,41 @@ export class Daemon implements ReadingSink {
 
   private schedule(): void {
     const { schedule } = this.config;
-    const add = (expression: string, name: string, job: () => void): void => {
-      this.tasks.push(cron.schedule(expression, job, { name, noOverlap: true }));
+    // A job that throws or rejects is counted, never left to reach the top level.
+    const add = (expression: string, name: string, job: () => unknown): void => {
+      const guarded = async (): Promise<void> => {
+        try {
+          await job();
+        } catch (err) {
+          this.internalError('cron', err);
+        }
+      };
+      this.tasks.push(cron.schedule(expression, guarded, { name, noOverlap: true }));
     };
-    add(schedule.heartbeat, 'heartbeat', () => {
-      if (this.connected) void this.publishStatus('online');
-    });
-    add(schedule.summary, 'summary', () => void this.logSummary());
+    add(schedule.heartbeat, 'heartbeat', () => (this.connected ? this.publishStatus('online') : undefined));
+    add(schedule.summary, 'summary', () => this.logSummary());
     add(schedule.staleCheck, 'stale-check', () => this.sweep());
-    add(schedule.modelPoll, 'model-poll', () => void this.watcher?.check());
+    add(schedule.modelPoll, 'model-poll', () => this.watcher?.check());
   }
 
   /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(): void {
     const { becameStale, evicted } = this.windows.sweep(performance.now());
-    for (const streamId of evicted) this.decider.forget(streamId);
+    for (const streamId of becameStale) {
+      const closed = this.decider.close(streamId);
+      if (closed !== null) this.closeSilent(streamId, 'stale', closed, this.windows.lastTsOf(streamId) ?? Date.now());
+    }
+    for (const streamId of evicted) {
+      const closed = this.decider.close(streamId);
+      if (closed !== null) this.closeSilent(streamId, 'evicted', closed, Date.now());
+      this.decider.forget(streamId);
+    }
     this.limiter?.prune(Date.now());
     if (becameStale.length > 0) {
       this.metrics.dataGaps.inc(becameStale.length);
       this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
     }
-    if (evicted.length > 0) this.metrics.streamsEvicted.inc(evicted.length);
+    if (evicted.length > 0) this.metrics.streamsEvicted.labels('idle').inc(evicted.length);
     this.metrics.streamsActive.set(this.windows.size);
     this.metrics.streamsStale.set(this.windows.staleCount);
     this.metrics.alertsActive.set(this.decider.activeAlerts);
@@ -509,12 +649,4 @@ export class Daemon implements ReadingSink {
     if (client === null || !this.connected) return Promise.resolve();
     return new Promise((resolve) => client.once('close', () => resolve()));
   }
-}
-
-/** mqtt.js's log: pino at trace level when that is on, mqtt.js's `debug` output when DEBUG asks for it, else nothing. */
-function mqttLog(log: Logger): ((...args: unknown[]) => void) | undefined {
-  if (/mqttjs/.test(process.env.DEBUG ?? '')) return undefined;
-  if (!log.isLevelEnabled('trace')) return () => undefined;
-  const child = log.child({ component: 'mqtt.js' });
-  return (...args) => child.trace(format(...args));
 }

@@ -11,6 +11,10 @@ export const alertSchema = z.object({
   detectedAt: z.string().describe('wall-clock time of the decision (ISO-8601)'),
   score: z.number(),
   peakScore: z.number().optional().describe('highest score while raised (resolved only)'),
+  reason: z
+    .enum(['score', 'stale', 'evicted'])
+    .optional()
+    .describe('resolved only: why the alert closed — scores fell below the clear threshold, the stream went silent (data gap), or it was evicted'),
   thresholds: z.object({ raise: z.number(), clear: z.number() }),
   model: z.object({ name: z.string(), version: z.string() }),
   topChannels: z.array(z.object({ channel: z.string(), contribution: z.number() })),
@@ -32,6 +36,21 @@ export function alertEventId(streamId: string, type: string, recordTs: number, m
   return createHash('sha256').update(`${streamId}\n${type}\n${recordTs}\n${modelVersion}`).digest('hex').slice(0, 32);
 }
 
+/** The largest float32: what an overflowed (infinite or NaN) score or contribution is reported as. */
+export const SATURATED = 3.4028234663852886e38;
+
+/** A score as JSON can carry it: extreme inputs overflow float32 to Infinity or NaN, which mean "off the scale". */
+export function finiteScore(score: number): number {
+  if (Number.isFinite(score)) return score;
+  return score === Number.NEGATIVE_INFINITY ? -SATURATED : SATURATED;
+}
+
+/** ISO-8601 of an epoch-ms time; never throws (the ingest door keeps ts inside the Date range, this is the backstop). */
+export function isoTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? new Date(ms > 0 ? 8.64e15 : -8.64e15).toISOString() : date.toISOString();
+}
+
 /** The `count` channels with the largest contribution, largest first. */
 export function topChannels(
   channels: readonly string[],
@@ -40,7 +59,7 @@ export function topChannels(
   count: number,
 ): Alert['topChannels'] {
   if (contributions === null || count === 0) return [];
-  const ranked = channels.map((channel, i) => ({ channel, contribution: contributions[offset + i] as number }));
+  const ranked = channels.map((channel, i) => ({ channel, contribution: finiteScore(contributions[offset + i] as number) }));
   ranked.sort((a, b) => b.contribution - a.contribution);
   return ranked.slice(0, count).map((c) => ({ channel: c.channel, contribution: Math.round(c.contribution * 1e6) / 1e6 }));
 }

@@ -35,7 +35,11 @@ export interface BatchHooks {
   onFailed(batch: WindowBatch, error: Error): void;
   /** Room for more windows again (the pipeline resumes draining the queue). */
   onCapacity(): void;
+  /** A hook threw (a bug downstream): counted by the caller; the batcher carries on with the next batch. */
+  onError?(error: Error): void;
 }
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export interface BatchOptions {
   maxSize: number;
@@ -149,14 +153,29 @@ export class MicroBatcher {
     const scorer = this.scorer;
     const started = performance.now();
     this.runningSize = batch.size;
-    this.running = scorer.score(batch.input, batch.size).then(
-      (output) => {
-        this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 });
-      },
-      (err: unknown) => {
-        this.hooks.onFailed(batch, err instanceof Error ? err : new Error(String(err)));
-      },
-    ).finally(() => this.finished(batch));
+    // Every step of the chain handles its own errors: a rejection here would end the process.
+    this.running = scorer
+      .score(batch.input, batch.size)
+      .then(
+        (output) => this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 }),
+        (err: unknown) => this.hooks.onFailed(batch, asError(err)),
+      )
+      .catch((err: unknown) => this.reportError(err))
+      .finally(() => {
+        try {
+          this.finished(batch);
+        } catch (err) {
+          this.reportError(err);
+        }
+      });
+  }
+
+  private reportError(err: unknown): void {
+    try {
+      this.hooks.onError?.(asError(err));
+    } catch {
+      // The error hook itself failed: nothing safer is left to do than carry on.
+    }
   }
 
   private finished(batch: WindowBatch): void {

@@ -1,7 +1,10 @@
 /** The MQTT connection shared by ingest (subscribe) and alerts (publish): persistent session, backoff, TLS. */
 import { readFileSync } from 'node:fs';
+import { format, inspect } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { urlUserinfo } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../observe/log.js';
 
 export interface ConnectionOptions {
   url: string;
@@ -69,4 +72,73 @@ export function connectBroker(broker: Config['broker'], options: ConnectionOptio
     client.options.reconnectPeriod = next;
   });
   return client;
+}
+
+function readSecretIfAny(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined; // connectBroker reports the unreadable file; nothing from it can be logged
+  }
+}
+
+/** The password inside a URL's user:password part, both as written and decoded; mqtt.js splits at the last ':'. */
+function urlPasswords(url: string | null): string[] {
+  if (url === null) return [];
+  const userinfo = urlUserinfo(url);
+  if (userinfo === null) return [];
+  const text = url.slice(userinfo.start, userinfo.end);
+  const colon = text.indexOf(':');
+  if (colon < 0) return [];
+  const out = [text.slice(colon + 1), text.slice(text.lastIndexOf(':') + 1)];
+  for (const written of [...out]) {
+    try {
+      out.push(decodeURIComponent(written));
+    } catch {
+      // not valid percent-encoding: mqtt.js uses it as written
+    }
+  }
+  return out;
+}
+
+/** How a secret can appear in text: as is, escaped by util.inspect or JSON, percent-encoded, and each long line of a PEM key. */
+function secretForms(secret: string): string[] {
+  const forms = [secret, inspect(secret).slice(1, -1), JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)];
+  for (const line of secret.split('\n')) if (line.trim().length >= 16) forms.push(line.trim());
+  return forms;
+}
+
+/** `password: '…'` (util.inspect of a CONNECT packet, any quote), `password: <Buffer …>`, `"password":"…"`. */
+const PASSWORD_FIELD = String.raw`(\bpassword['"]?\s*[:=]\s*)(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\`(?:[^\`\\]|\\.)*\`|<Buffer[^>]*>)`;
+
+/**
+ * One scrubber for every secret the broker config holds (password, passwordFile's content, the
+ * password in the URL, the TLS key): each occurrence, and any password field, becomes "[redacted]".
+ * For mqtt.js's log and for broker error messages, which may quote the packet or the URL.
+ */
+export function secretScrubber(broker: Config['broker'], url: string | null): (text: string) => string {
+  const secrets = [broker.password, readSecretIfAny(broker.passwordFile), ...urlPasswords(url), ...urlPasswords(broker.url), readSecretIfAny(broker.tls?.keyFile)];
+  const forms = new Set<string>();
+  for (const secret of secrets) if (secret !== undefined && secret !== '') for (const form of secretForms(secret)) forms.add(form);
+  // Longest first, so a secret holding another is replaced whole.
+  const literals = [...forms].sort((a, b) => b.length - a.length).map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const pattern = new RegExp([PASSWORD_FIELD, ...literals].join('|'), 'g');
+  const replace = (_match: string, field: string | undefined): string => (field === undefined ? '[redacted]' : `${field}[redacted]`);
+  return (text) => text.replace(pattern, replace);
+}
+
+/**
+ * mqtt.js's log: pino at trace level (secrets scrubbed) when that is on, mqtt.js's `debug` output
+ * (scrubbed alike, on stderr) when DEBUG asks for it, else nothing.
+ */
+export function brokerLog(log: Logger, broker: Config['broker'], url: string): (...args: unknown[]) => void {
+  const wantsDebug = /mqttjs/.test(process.env.DEBUG ?? '');
+  // A no-op rather than undefined: without a log, mqtt.js falls back to the costly `debug` checks.
+  if (!wantsDebug && !log.isLevelEnabled('trace')) return () => undefined;
+  const scrub = secretScrubber(broker, url);
+  // DEBUG output is scrubbed too: mqtt.js's own `debug` would print the CONNECT packet's password.
+  if (wantsDebug) return (...args) => process.stderr.write(`mqttjs:client ${scrub(format(...args))}\n`);
+  const child = log.child({ component: 'mqtt.js' });
+  return (...args) => child.trace(scrub(format(...args)));
 }

@@ -35,20 +35,45 @@ export async function checkConfigCommand(path: string | undefined): Promise<numb
   return 0;
 }
 
-/** Starts the daemon and stops it gracefully on SIGTERM/SIGINT; resolves with the exit code. */
+/**
+ * Starts the daemon and stops it gracefully on SIGTERM/SIGINT; resolves with the exit code.
+ * A second SIGTERM/SIGINT does not cut the drain short (shutdown.graceMs bounds it); SIGHUP re-reads
+ * the model file, as daemons conventionally reload on it, and never stops the process.
+ */
 export async function runCommand(path: string | undefined): Promise<number> {
   const config = loadConfigOrReport(path);
   if (config === null) return 2;
   const log = createLogger(config.log.level);
   const daemon = new Daemon(config, log);
+  let stopping: Promise<boolean> | null = null;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping !== null) {
+        log.warn({ signal, graceMs: config.shutdown.graceMs }, 'already shutting down: the drain goes on (bounded by shutdown.graceMs)');
+        return;
+      }
       log.info({ signal }, 'shutting down: stopping intake and draining');
-      void daemon.stop().then((drained) => resolve(drained ? 0 : 1));
+      stopping = daemon.stop();
+      stopping.then(
+        (drained) => resolve(drained ? 0 : 1),
+        (err: unknown) => {
+          log.error({ err: (err as Error).message }, 'shutdown failed');
+          resolve(1);
+        },
+      );
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP', path: config.model.path }, 'SIGHUP: re-reading the model file');
+    daemon.reloadModel().catch((err: unknown) => daemon.internalError('model', err));
+  });
+  // The last line of defence: every stage handles its own errors, so reaching here is a bug. It is
+  // counted (sentinel_internal_errors_total{stage="process"}) and logged; the process carries on,
+  // because an outsider who found such a bug could otherwise stop every node at will.
+  process.on('unhandledRejection', (reason) => daemon.internalError('process', reason));
+  process.on('uncaughtException', (err) => daemon.internalError('process', err));
   try {
     await daemon.start();
   } catch (err) {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import cron from 'node-cron';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/sentinel.yaml';
@@ -53,16 +53,54 @@ function formatIssues(issues: z.core.$ZodIssue[]): string[] {
   });
 }
 
-function parseEnvValue(raw: string): unknown {
-  const trimmed = raw.trim();
-  if (/^(-?\d+(\.\d+)?|true|false|null|\[.*\]|\{.*\})$/s.test(trimmed)) {
-    try {
-      return JSON.parse(trimmed);
-    } catch {
-      return raw;
-    }
+/** Steps through defaults, prefaults, optionals and nullables to the schema that holds the children. */
+function unwrapSchema(schema: z.ZodType): z.ZodType {
+  let inner = schema;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault || inner instanceof z.ZodOptional || inner instanceof z.ZodNullable) {
+    inner = inner.def.innerType as z.ZodType;
   }
-  return raw;
+  return inner;
+}
+
+/** The config schema at a key path (array elements by index), or undefined for a key the schema does not have. */
+export function schemaAt(path: readonly string[]): z.ZodType | undefined {
+  let schema: z.ZodType = configSchema;
+  for (const key of path) {
+    const inner = unwrapSchema(schema);
+    if (inner instanceof z.ZodObject) {
+      const child = (inner.shape as Record<string, z.ZodType>)[key];
+      if (child === undefined) return undefined;
+      schema = child;
+    } else if (inner instanceof z.ZodArray && /^\d+$/.test(key)) {
+      schema = inner.def.element as z.ZodType;
+    } else return undefined;
+  }
+  return schema;
+}
+
+function parseJson(raw: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(raw) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * An environment value typed by what the schema expects at its path: the raw string where the schema
+ * takes it (a password "123456", log level "trace"), else its JSON reading (9464, true, null, ["cpu"]).
+ * When neither passes, the one that yields the clearer validation error: the string where the schema
+ * wants a string, the JSON value where it wants another type.
+ */
+export function parseEnvValue(path: readonly string[], raw: string): unknown {
+  const schema = schemaAt(path);
+  const json = parseJson(raw.trim());
+  if (schema === undefined) return json.ok ? json.value : raw;
+  const asString = schema.safeParse(raw);
+  if (asString.success || !json.ok) return raw;
+  if (schema.safeParse(json.value).success) return json.value;
+  const wantsOtherType = asString.error.issues.some((issue) => issue.code === 'invalid_type' && issue.path.length === 0);
+  return wantsOtherType ? json.value : raw;
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
@@ -81,7 +119,7 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   const out = structuredClone(raw);
   for (const [name, path] of Object.entries(envAliases)) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(out, path, parseEnvValue(value));
+    if (value !== undefined && value !== '') setPath(out, path, parseEnvValue(path, value));
   }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('SENTINEL_') || !name.includes('__') || value === undefined) continue;
@@ -89,7 +127,7 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
       .slice('SENTINEL_'.length)
       .split('__')
       .map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
-    setPath(out, path, parseEnvValue(value));
+    setPath(out, path, parseEnvValue(path, value));
   }
   if (out.nodeName === undefined) out.nodeName = hostname();
   return out;
@@ -164,9 +202,24 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
 
 const secretKeys = new Set(['password']);
 
+/**
+ * Where the user:password part of a URL lies: after the scheme, up to the last '@' before the first
+ * '/', '?' or '#' (as mqtt.js's url.parse reads it, so a password may hold '@'); null when there is none.
+ */
+export function urlUserinfo(url: string): { start: number; end: number } | null {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (scheme === null) return null;
+  const start = scheme[0].length;
+  const rest = url.slice(start).search(/[/?#]/);
+  const hostEnd = rest < 0 ? url.length : start + rest;
+  const at = url.lastIndexOf('@', hostEnd - 1);
+  return at < start ? null : { start, end: at };
+}
+
 /** The URL without the user:password part, for logs and printed config. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+  const userinfo = urlUserinfo(url);
+  return userinfo === null ? url : `${url.slice(0, userinfo.start)}[redacted]${url.slice(userinfo.end)}`;
 }
 
 /** A copy safe to print or log: secrets (and credentials inside the broker URL) replaced by "[redacted]". */

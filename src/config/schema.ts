@@ -78,8 +78,23 @@ export const configSchema = z.object({
         .number()
         .int()
         .min(0)
-        .default(86_400_000)
+        .max(8_640_000_000_000_000)
+        .default(300_000)
         .describe('readings stamped further ahead of the wall clock are rejected (bad_timestamp)'),
+      maxTopicBytes: z
+        .number()
+        .int()
+        .min(16)
+        .max(65_535)
+        .default(1024)
+        .describe('longer topics are rejected (topic_too_long) before they are matched'),
+      maxStreamIdBytes: z
+        .number()
+        .int()
+        .min(1)
+        .max(16_384)
+        .default(256)
+        .describe('stream ids longer than this (UTF-8) or with control characters are rejected (bad_stream_id)'),
       maxReadingsPerSecondPerStream: z
         .number()
         .min(0)
@@ -107,7 +122,24 @@ export const configSchema = z.object({
     .object({
       staleAfterMs: z.number().int().min(1).default(60_000).describe('a stream silent this long is stale (data gap)'),
       idleTtlMs: z.number().int().min(1).default(3_600_000).describe('a stream silent this long is evicted'),
-      maxStreams: z.number().int().min(1).default(250_000).describe('readings of new streams beyond this are rejected'),
+      maxStreams: z
+        .number()
+        .int()
+        .min(1)
+        .default(250_000)
+        .describe('streams held at once; a new stream beyond this (or maxBytes) evicts the longest-silent of a sample'),
+      futureRowToleranceMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(60_000)
+        .describe('a stream\'s newest row stamped further ahead of the wall clock than this does not make older readings out_of_order: they restart the window (a clock step)'),
+      maxBytes: z
+        .number()
+        .int()
+        .min(65_536)
+        .default(134_217_728)
+        .describe('memory budget of the stream table (windows, ids, bookkeeping); a new stream beyond it evicts like maxStreams'),
     })
     .prefault({}),
   batch: z
@@ -150,6 +182,16 @@ export const configSchema = z.object({
     .object({
       host: z.string().default('0.0.0.0').describe('metrics and probes bind address'),
       port: port.default(9464).describe('metrics and probes port'),
+      maxConnections: z.number().int().min(1).max(4096).default(64).describe('open connections to the metrics and probes port; more are closed at once'),
+      maxConnectionsPerClient: z
+        .number()
+        .int()
+        .min(1)
+        .max(4096)
+        .default(8)
+        .describe('open connections from one remote address; keeps one client from taking every slot'),
+      headersTimeoutMs: z.number().int().min(100).max(60_000).default(5_000).describe('a request whose headers take longer is closed (slowloris)'),
+      requestTimeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('a request that takes longer in all is closed'),
     })
     .prefault({}),
   log: z

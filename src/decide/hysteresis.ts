@@ -10,6 +10,14 @@ interface StreamDecisionState {
   cooldownUntil: number;
   /** Highest score while raised, reported with `resolved`. */
   peak: number;
+  /** The latest score, reported when an alert is closed for another reason than its scores. */
+  last: number;
+}
+
+/** An alert closed without a score below the clear threshold (the stream went silent or was evicted). */
+export interface ClosedAlert {
+  peak: number;
+  last: number;
 }
 
 /**
@@ -52,9 +60,10 @@ export class HysteresisDecider {
     let state = this.streams.get(streamId);
     if (state === undefined) {
       if (!above) return null;
-      state = { raised: false, above: 0, below: 0, cooldownUntil: Number.NEGATIVE_INFINITY, peak: Number.NaN };
+      state = { raised: false, above: 0, below: 0, cooldownUntil: Number.NEGATIVE_INFINITY, peak: Number.NaN, last: score };
       this.streams.set(streamId, state);
     }
+    state.last = score;
     if (!state.raised) {
       state.above = above ? state.above + 1 : 0;
       if (state.above >= p.raiseAfter && ts >= state.cooldownUntil) {
@@ -79,6 +88,18 @@ export class HysteresisDecider {
       return 'resolved';
     }
     return null;
+  }
+
+  /**
+   * Closes the stream's open alert without a score (it went silent): returns what the `resolved` event
+   * reports, or null when no alert was open. The stream's other state is dropped with it.
+   */
+  close(streamId: string): ClosedAlert | null {
+    const state = this.streams.get(streamId);
+    if (state === undefined || !state.raised) return null;
+    this.raisedCount--;
+    this.streams.delete(streamId);
+    return { peak: state.peak, last: state.last };
   }
 
   /** Drops an evicted stream's state (an open alert on it is forgotten with it). */

@@ -6,6 +6,7 @@ import type { MqttClient } from 'mqtt';
 import type { PayloadParser } from './payload.js';
 import type { StreamRateLimiter } from './rate-limit.js';
 import type { Reading, RejectReason } from './reading.js';
+import { fitsBytes, streamIdProblem } from './stream-id.js';
 import type { TopicRule } from './topic.js';
 
 /** One inbound message; `done` must be called once it is taken (the source waits for it: backpressure). */
@@ -93,7 +94,20 @@ export interface IngestHooks {
   onRejected(reason: RejectReason, detail: string, topic: string): void;
   /** A message arrived after intake stopped: not acknowledged (QoS 1 comes again; QoS 0 is lost). */
   onRefused?(qos: 0 | 1): void;
+  /** A QoS 1 reading over its stream's rate waits (its acknowledgement, and so intake, is held). */
+  onRateLimitWait?(): void;
+  /** A bug caught at the door: the message is acknowledged and dropped rather than ending the process. */
+  onError?(err: Error): void;
 }
+
+export interface IngestLimits {
+  /** Longer topics are rejected (topic_too_long) before any rule sees them. */
+  maxTopicBytes: number;
+  /** Longer stream ids, or ones with control characters, are rejected (bad_stream_id). */
+  maxStreamIdBytes: number;
+}
+
+const NO_LIMITS: IngestLimits = { maxTopicBytes: 65_535, maxStreamIdBytes: 65_535 };
 
 export class MqttIngest {
   private accepting = false;
@@ -105,6 +119,7 @@ export class MqttIngest {
     private readonly sink: ReadingSink,
     private readonly hooks: IngestHooks,
     private readonly limiter: StreamRateLimiter | null = null,
+    private readonly limits: IngestLimits = NO_LIMITS,
   ) {}
 
   start(): void {
@@ -126,9 +141,25 @@ export class MqttIngest {
   }
 
   private onMessage(topic: string, payload: Uint8Array | string, packetQos: number, done: (err?: Error) => void): void {
+    try {
+      this.take(topic, payload, packetQos, done);
+    } catch (err) {
+      // A bug, not bad input: count it and let the message go, so one message cannot stop intake.
+      this.hooks.onError?.(err instanceof Error ? err : new Error(String(err)));
+      done();
+    }
+  }
+
+  private take(topic: string, payload: Uint8Array | string, packetQos: number, done: (err?: Error) => void): void {
     if (!this.accepting) {
       this.hooks.onRefused?.(packetQos === 0 ? 0 : 1);
       done(new Error('intake stopped'));
+      return;
+    }
+    if (!fitsBytes(topic, this.limits.maxTopicBytes)) {
+      this.hooks.onReceived(null);
+      this.hooks.onRejected('topic_too_long', `topic longer than ingest.maxTopicBytes ${this.limits.maxTopicBytes}`, topic.slice(0, 64));
+      done();
       return;
     }
     let rule: TopicRule | null = null;
@@ -146,20 +177,65 @@ export class MqttIngest {
       done();
       return;
     }
-    const now = Date.now();
-    if (this.limiter !== null && !this.limiter.allow(match.streamId, now)) {
-      this.hooks.onRejected('rate_limited', `stream ${match.streamId.slice(0, 64)} exceeds ingest.maxReadingsPerSecondPerStream`, topic);
+    const streamId = match.streamId;
+    const problem = streamIdProblem(streamId, this.limits.maxStreamIdBytes);
+    if (problem !== null) {
+      this.hooks.onRejected('bad_stream_id', problem, topic);
       done();
       return;
     }
+    // A message is delivered at the lower of its own and the subscription's QoS, as a broker would.
+    const qos = packetQos === 0 || rule.qos === 0 ? 0 : 1;
+    if (this.limiter !== null) {
+      if (qos === 0) {
+        if (!this.limiter.allow(streamId, Date.now())) {
+          this.hooks.onRejected('rate_limited', `stream ${streamId.slice(0, 64)} exceeds ingest.maxReadingsPerSecondPerStream`, topic);
+          done();
+          return;
+        }
+      } else {
+        // At QoS 1 the broker holds what we have not acknowledged: a reading is never refused for its
+        // pace, it waits for its stream's rate (a backlog after an outage catches up, nothing is lost).
+        const wait = this.limiter.delay(streamId, Date.now());
+        if (wait > 0) {
+          this.hooks.onRateLimitWait?.();
+          const channel = match.channel;
+          setTimeout(() => this.resume(topic, rule, streamId, channel, payload, done), wait);
+          return;
+        }
+      }
+    }
+    this.admit(topic, rule, streamId, match.channel, payload, qos, done);
+  }
+
+  /** A QoS 1 reading whose stream was over its rate: tries again once the bucket has a token. */
+  private resume(topic: string, rule: TopicRule, streamId: string, channel: string | null, payload: Uint8Array | string, done: (err?: Error) => void): void {
+    try {
+      if (!this.accepting) {
+        this.hooks.onRefused?.(1);
+        done(new Error('intake stopped'));
+        return;
+      }
+      const wait = this.limiter?.delay(streamId, Date.now()) ?? 0;
+      if (wait > 0) {
+        setTimeout(() => this.resume(topic, rule, streamId, channel, payload, done), wait);
+        return;
+      }
+      this.admit(topic, rule, streamId, channel, payload, 1, done);
+    } catch (err) {
+      this.hooks.onError?.(err instanceof Error ? err : new Error(String(err)));
+      done();
+    }
+  }
+
+  private admit(topic: string, rule: TopicRule, streamId: string, channel: string | null, payload: Uint8Array | string, qos: 0 | 1, done: (err?: Error) => void): void {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    const result = this.parser.parse(rule.format, match.streamId, match.channel, bytes, now, performance.now());
+    const result = this.parser.parse(rule.format, streamId, channel, bytes, Date.now(), performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
       done();
       return;
     }
-    // A message is delivered at the lower of its own and the subscription's QoS, as a broker would.
-    this.sink.offer(result.reading, packetQos === 0 || rule.qos === 0 ? 0 : 1, done);
+    this.sink.offer(result.reading, qos, done);
   }
 }

@@ -55,6 +55,9 @@ function reject(reason: RejectReason, detail: string): ParseResult {
   return { ok: false, reason, detail };
 }
 
+/** The largest time a Date can hold (ECMA-262 §21.4.1.1): beyond it toISOString() throws. */
+const MAX_DATE_MS = 8.64e15;
+
 const badTimestamp = (): ParseResult => reject('bad_timestamp', 'ts is not ISO-8601 or epoch ms, or is too far in the future');
 
 /** Epoch ms from a payload timestamp: a number is epoch ms, a string is ISO-8601 or epoch ms as text. */
@@ -80,7 +83,7 @@ export class PayloadParser {
     private readonly channels: readonly string[],
     private readonly maxPayloadBytes: number,
     /** A ts further ahead of the wall clock is refused: one bad clock would otherwise make every later reading "out of order". */
-    private readonly maxFutureSkewMs = 86_400_000,
+    private readonly maxFutureSkewMs = 300_000,
     /** Off only in tests that hold the fast path to the general one. */
     fastPath = true,
   ) {
@@ -120,11 +123,11 @@ export class PayloadParser {
       : this.parseSingle(json, streamId, channel, now, receivedAt);
   }
 
-  /** Epoch ms of a payload ts, or NaN when it is unreadable or too far in the future. */
+  /** Epoch ms of a payload ts, or NaN when it is unreadable, too far in the future, or no valid Date. */
   private timestamp(ts: number | string | undefined, now: number): number {
     if (ts === undefined) return now;
     const epoch = toEpochMs(ts);
-    return epoch <= now + this.maxFutureSkewMs ? epoch : Number.NaN;
+    return epoch <= now + this.maxFutureSkewMs && epoch <= MAX_DATE_MS ? epoch : Number.NaN;
   }
 
   private resolveChannel(channel: string | null): number | RejectReason {

@@ -45,6 +45,20 @@ export class StreamRateLimiter {
     return true;
   }
 
+  /**
+   * Like allow(), but says how long to wait instead of refusing: 0 means the reading may go now (its
+   * token is taken); otherwise the milliseconds until the stream's bucket has a token again.
+   */
+  delay(streamId: string, now: number): number {
+    const bucket = this.buckets.get(streamId);
+    if (bucket === undefined) return this.allow(streamId, now) ? 0 : this.interval;
+    const fullAt = bucket.fullAt < now ? now : bucket.fullAt;
+    const wait = fullAt - now - this.burst;
+    if (wait > 0) return Math.ceil(wait);
+    bucket.fullAt = fullAt + this.interval;
+    return 0;
+  }
+
   /** Forgets streams whose bucket has refilled; they behave exactly as if never seen. */
   prune(now: number): void {
     for (const [streamId, bucket] of this.buckets) if (bucket.fullAt <= now) this.buckets.delete(streamId);

@@ -17,6 +17,8 @@ export interface Reading {
 /** Why a message or reading was turned away; the `reason` label of sentinel_readings_rejected_total. */
 export const rejectReasons = [
   'oversized',
+  'topic_too_long',
+  'bad_stream_id',
   'rate_limited',
   'malformed',
   'invalid_payload',

@@ -17,6 +17,8 @@ export interface ModelWatcherHooks {
    * still being copied: retried on the next event or poll).
    */
   reload(): Promise<'swapped' | 'refused' | 'incomplete'>;
+  /** reload() threw (a bug): counted by the caller; the old model keeps serving. */
+  onError?(err: unknown): void;
 }
 
 export class ModelWatcher {
@@ -71,7 +73,11 @@ export class ModelWatcher {
           continue; // missing or half-written manifest: wait for the next event or poll
         }
         if (version === this.hooks.currentVersion() || this.refused.has(version)) continue;
-        if ((await this.hooks.reload()) === 'refused') this.refused.add(version);
+        try {
+          if ((await this.hooks.reload()) === 'refused') this.refused.add(version);
+        } catch (err) {
+          this.hooks.onError?.(err);
+        }
       } while (this.again);
     })().finally(() => {
       this.checking = null;

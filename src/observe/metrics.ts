@@ -53,7 +53,18 @@ export class SentinelMetrics {
   readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (data gap)', registers: [this.registry] });
   readonly streamsEvicted = new Counter({
     name: 'sentinel_streams_evicted_total',
-    help: 'Streams evicted after window.idleTtlMs of silence',
+    help: 'Streams evicted, by reason: idle (silent past window.idleTtlMs), table_full (a new stream needed the room)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitWaits = new Counter({
+    name: 'sentinel_rate_limit_waits_total',
+    help: 'QoS 1 readings over ingest.maxReadingsPerSecondPerStream whose acknowledgement waited for the stream\'s rate instead of being rejected',
+    registers: [this.registry],
+  });
+  readonly clockSteps = new Counter({
+    name: 'sentinel_clock_steps_total',
+    help: 'Windows restarted because a stream\'s newest row was stamped ahead of the wall clock and older readings followed',
     registers: [this.registry],
   });
   readonly dataGaps = new Counter({
@@ -65,6 +76,11 @@ export class SentinelMetrics {
   readonly windowsFailed = new Counter({
     name: 'sentinel_windows_failed_total',
     help: 'Windows lost to a failed inference run',
+    registers: [this.registry],
+  });
+  readonly scoresSaturated = new Counter({
+    name: 'sentinel_scores_saturated_total',
+    help: 'Window scores that overflowed (infinite or NaN from extreme values) and were reported as the largest float32',
     registers: [this.registry],
   });
   readonly batchSize = new Histogram({
@@ -101,6 +117,12 @@ export class SentinelMetrics {
     help: 'Alert publishes that failed',
     registers: [this.registry],
   });
+  readonly alertsUndeliverable = new Counter({
+    name: 'sentinel_alerts_undeliverable_total',
+    help: 'Alerts the broker can never take (e.g. topic over the MQTT limit), given up instead of retried, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly alertsActive = new Gauge({ name: 'sentinel_alerts_active', help: 'Streams with a raised alert', registers: [this.registry] });
   readonly modelInfo = new Gauge({
     name: 'sentinel_model_info',
@@ -127,6 +149,28 @@ export class SentinelMetrics {
   readonly outboxDropped = new Counter({
     name: 'sentinel_outbox_dropped_total',
     help: 'Undelivered alerts given up because the outbox was full (outbox.maxAlerts)',
+    registers: [this.registry],
+  });
+  readonly outboxWriteFailures = new Counter({
+    name: 'sentinel_outbox_write_failures_total',
+    help: 'Outbox journal writes that failed (disk full, I/O error); the alert is published anyway',
+    registers: [this.registry],
+  });
+  readonly outboxDegraded = new Gauge({
+    name: 'sentinel_outbox_degraded',
+    help: '1 while the outbox journal cannot be written (alerts are published without crash protection)',
+    registers: [this.registry],
+  });
+  readonly internalErrors = new Counter({
+    name: 'sentinel_internal_errors_total',
+    help: 'Errors caught at a stage boundary that would otherwise have ended the process, by stage (each is a bug to report)',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  readonly httpRejected = new Counter({
+    name: 'sentinel_http_rejected_total',
+    help: 'Connections or requests to the metrics and probes port turned away, by reason',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly modelSwaps = new Counter({

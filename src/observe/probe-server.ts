@@ -1,6 +1,7 @@
-/** The metrics and probes HTTP server: GET /metrics, /healthz, /readyz and nothing else. */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+/** The metrics and probes HTTP server: GET /metrics, /healthz, /readyz and nothing else, bounded against abuse. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 
 export interface Readiness {
@@ -8,44 +9,103 @@ export interface Readiness {
   detail: Record<string, unknown>;
 }
 
+export type ProbeRejectReason = 'connection_limit' | 'client_limit' | 'bad_request' | 'timeout';
+
+export interface ProbeOptions {
+  /** Config http.maxConnections (default 64): open connections in all; more are closed at once. */
+  maxConnections: number;
+  /** Config http.maxConnectionsPerClient (default 8): open connections from one remote address. */
+  maxConnectionsPerClient: number;
+  /** Config http.headersTimeoutMs (default 5000): a request head not complete by then is answered 408 and closed. */
+  headersTimeoutMs: number;
+  /** Config http.requestTimeoutMs (default 10000): the same for the whole request; also bounds headersTimeoutMs. */
+  requestTimeoutMs: number;
+  /** A connection or request turned away; counted as sentinel_http_rejected_total{reason}. */
+  onRejected?(reason: ProbeRejectReason): void;
+  /** An error caught in a handler that would otherwise have reached the top level (a bug). */
+  onError?(err: Error): void;
+}
+
+/** Node checks header and request deadlines only this often (its default, 30 s, let slowloris hold sockets that long). */
+const CHECK_INTERVAL_MS = 500;
+/** Probes and scrapes come every few seconds at most: an idle keep-alive socket is not worth a slot. */
+const KEEP_ALIVE_MS = 2_000;
+/** Probe requests carry a handful of short headers; a larger head is refused with 431 (Node's default is 16 KiB). */
+const MAX_HEADER_BYTES = 8_192;
+/** At most this many ?name= metrics per scrape. */
+const MAX_NAMES = 64;
+
+const TEXT = { 'content-type': 'text/plain' } as const;
+const JSON_TYPE = { 'content-type': 'application/json' } as const;
+// Error answers close the connection: a client that sends these has nothing more to ask.
+const TEXT_CLOSE = { 'content-type': 'text/plain', connection: 'close' } as const;
+const NOT_ALLOWED = { allow: 'GET, HEAD', 'content-type': 'text/plain', connection: 'close' } as const;
+
+const raw = (status: string): string => `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+const BAD_REQUEST = raw('400 Bad Request');
+const REQUEST_TIMEOUT = raw('408 Request Timeout');
+const HEADERS_TOO_LARGE = raw('431 Request Header Fields Too Large');
+
+/** Errors that mean the peer went away, not that it sent something wrong. */
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE']);
+
+function ignore(): void {}
+
+/**
+ * Splits a request target into path and query without `new URL` (which throws on targets like `//` or
+ * `/\`). Origin form `/p?q` and absolute form `http://host/p?q` (RFC 9112 §3.2.2: a server must accept
+ * it) are understood; anything else (`*`, authority form, garbage) is null.
+ */
+export function splitTarget(target: string): { path: string; query: string } | null {
+  let start = 0;
+  if (target.charCodeAt(0) !== 0x2f) {
+    const scheme = /^https?:\/\/[^/?#]*/i.exec(target);
+    if (scheme === null) return null;
+    start = scheme[0].length;
+  }
+  let end = target.length;
+  const hash = target.indexOf('#', start);
+  if (hash >= 0) end = hash;
+  const q = target.indexOf('?', start);
+  const pathEnd = q >= 0 && q < end ? q : end;
+  return {
+    path: pathEnd > start ? target.slice(start, pathEnd) : '/',
+    query: pathEnd < end ? target.slice(pathEnd + 1, end) : '',
+  };
+}
+
 export class ProbeServer {
   private server: Server | null = null;
+  /** Open connections by remote address, for the per-client cap. */
+  private readonly perClient = new Map<string, number>();
+  private readonly headersTimeoutMs: number;
 
   constructor(
     private readonly registry: Registry,
     private readonly readiness: () => Readiness,
-  ) {}
+    private readonly options: ProbeOptions,
+  ) {
+    // The headers are part of the request: its deadline bounds theirs (Node refuses headersTimeout > requestTimeout).
+    this.headersTimeoutMs = Math.min(options.headersTimeoutMs, options.requestTimeoutMs);
+  }
 
   async start(host: string, port: number): Promise<number> {
-    const server = createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://probe');
-      const path = url.pathname;
-      const known = path === '/metrics' || path === '/healthz' || path === '/readyz';
-      if (!known) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        return;
-      }
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-        return;
-      }
-      if (path === '/healthz') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      } else if (path === '/readyz') {
-        const { ready, detail } = this.readiness();
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready, ...detail }) + '\n');
-      } else {
-        // ?name=a&name=b returns only those metrics: a cheap scrape for tools that poll often.
-        const names = url.searchParams.getAll('name');
-        const text = names.length === 0 ? this.registry.metrics() : this.only(names);
-        text.then(
-          (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-          (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-        );
-      }
-    });
-    server.headersTimeout = 5_000;
-    server.requestTimeout = 10_000;
+    const { requestTimeoutMs, maxConnections } = this.options;
+    const server = createServer(
+      {
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
+        headersTimeout: this.headersTimeoutMs,
+        requestTimeout: requestTimeoutMs,
+        keepAliveTimeout: Math.min(KEEP_ALIVE_MS, this.headersTimeoutMs),
+        maxHeaderSize: MAX_HEADER_BYTES,
+      },
+      this.onRequest,
+    );
+    // Node closes a connection over this at once, before any HTTP state exists for it, and emits 'drop'.
+    server.maxConnections = maxConnections;
+    server.on('drop', () => this.reject('connection_limit'));
+    server.on('connection', this.onConnection);
+    server.on('clientError', this.onClientError);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -54,15 +114,12 @@ export class ProbeServer {
         resolve();
       });
     });
+    // After listen, the only server errors are failed accepts: out of descriptors is a refused connection.
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EMFILE' || err.code === 'ENFILE') this.reject('connection_limit');
+      else this.report(err);
+    });
     return (server.address() as AddressInfo).port;
-  }
-
-  private async only(names: string[]): Promise<string> {
-    const parts: string[] = [];
-    for (const name of names.slice(0, 64)) {
-      if (this.registry.getSingleMetric(name)) parts.push(await this.registry.getSingleMetricAsString(name));
-    }
-    return parts.join('\n') + '\n';
   }
 
   async stop(): Promise<void> {
@@ -71,5 +128,124 @@ export class ProbeServer {
     this.server = null;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.perClient.clear();
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      socket.destroy(); // already gone
+      return;
+    }
+    const open = this.perClient.get(address) ?? 0;
+    if (open >= this.options.maxConnectionsPerClient) {
+      socket.destroy();
+      this.reject('client_limit');
+      return;
+    }
+    this.perClient.set(address, open + 1);
+    socket.once('close', () => {
+      const left = (this.perClient.get(address) ?? 1) - 1;
+      if (left > 0) this.perClient.set(address, left);
+      else this.perClient.delete(address);
+    });
+  };
+
+  /** Node's parser refused the bytes, a deadline passed, or the socket failed: answer if we can, then close. */
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const code = err.code ?? '';
+    if (!PEER_GONE.has(code)) {
+      const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      this.reject(timeout ? 'timeout' : 'bad_request');
+      if (socket.writable && (socket as Socket).bytesWritten === 0) {
+        socket.write(timeout ? REQUEST_TIMEOUT : code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+      }
+    }
+    socket.destroy();
+  };
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // A response write that fails means the peer went away; nothing to do but not crash.
+    res.on('error', ignore);
+    try {
+      this.route(req, res);
+    } catch (err) {
+      this.fail(res, err);
+    }
+  };
+
+  private route(req: IncomingMessage, res: ServerResponse): void {
+    // requestTimeout stops counting once the request is read: this bounds a client that never reads the answer.
+    req.socket.setTimeout(this.options.requestTimeoutMs);
+    const target = splitTarget(req.url ?? '');
+    if (target === null) {
+      this.reject('bad_request');
+      res.writeHead(400, TEXT_CLOSE).end('bad request target\n');
+      return;
+    }
+    const { path } = target;
+    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+      res.writeHead(404, TEXT_CLOSE).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, NOT_ALLOWED).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, TEXT).end('ok\n');
+    } else if (path === '/readyz') {
+      const { ready, detail } = this.readiness();
+      res.writeHead(ready ? 200 : 503, JSON_TYPE).end(JSON.stringify({ ready, ...detail }) + '\n');
+    } else {
+      // ?name=a&name=b returns only those metrics: a cheap scrape for tools that poll often.
+      // URLSearchParams decodes leniently (a bad %-escape stays as written): it never throws.
+      const names = target.query === '' ? [] : new URLSearchParams(target.query).getAll('name');
+      void this.serveMetrics(res, names);
+    }
+  }
+
+  private async serveMetrics(res: ServerResponse, names: string[]): Promise<void> {
+    try {
+      const text = names.length === 0 ? await this.registry.metrics() : await this.only(names);
+      res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+    } catch (err) {
+      this.fail(res, err);
+    }
+  }
+
+  private async only(names: string[]): Promise<string> {
+    const parts: string[] = [];
+    for (const name of new Set(names.slice(0, MAX_NAMES))) {
+      if (this.registry.getSingleMetric(name)) parts.push(await this.registry.getSingleMetricAsString(name));
+    }
+    return parts.join('\n') + '\n';
+  }
+
+  /** A bug reached the handler's edge: count it, answer 500 if nothing was sent yet, else drop the connection. */
+  private fail(res: ServerResponse, err: unknown): void {
+    this.report(err);
+    try {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, TEXT_CLOSE).end('internal error\n');
+    } catch {
+      res.destroy();
+    }
+  }
+
+  private reject(reason: ProbeRejectReason): void {
+    try {
+      this.options.onRejected?.(reason);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  private report(err: unknown): void {
+    try {
+      this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // The error counter itself failed: nothing safer is left than to carry on.
+    }
   }
 }

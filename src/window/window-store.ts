@@ -10,6 +10,13 @@
  *   forward from the previous row.
  * - a stream silent for staleAfterMs is stale (a data gap); when it speaks again its window restarts,
  *   so no window ever spans a gap. Streams silent for idleTtlMs are evicted.
+ * - a row stamped more than futureRowToleranceMs ahead of the wall clock is not trusted to order
+ *   what follows: an older reading then restarts the window (a clock step) instead of being rejected,
+ *   so one reading from the future cannot blind a stream.
+ * - the table is bounded by maxStreams and by maxBytes: when it is full, a new stream takes the place
+ *   of a stale one (its window would restart anyway); only when none is stale is it rejected
+ *   (stream_limit), so a flood of new ids can lock a real new sensor out for at most about staleAfterMs
+ *   and never evicts a stream that is still reporting.
  */
 import type { Normalization } from '../model/manifest.js';
 import type { Reading, RejectReason } from '../ingest/reading.js';
@@ -21,7 +28,16 @@ export interface WindowOptions {
   staleAfterMs: number;
   idleTtlMs: number;
   normalization: Normalization;
+  /** A newest row this far ahead of the wall clock no longer decides what is out of order (default 60 s). */
+  futureRowToleranceMs?: number;
+  /** Memory budget of the table in bytes (windows, ids, bookkeeping); default unbounded. */
+  maxBytes?: number;
+  /** A stream left the table to make room for a new one (not called for sweep() evictions, which it returns). */
+  onEvicted?: (streamId: string) => void;
 }
+
+/** V8's cost of a table entry beyond its window: map entry, id slot, string header, slab scalars. */
+const ENTRY_OVERHEAD_BYTES = 160;
 
 /** A stream's place in the store: its index into the slabs. Valid until the stream is evicted. */
 export type StreamSlot = number & { readonly __brand: 'StreamSlot' };
@@ -98,6 +114,19 @@ export class WindowStore {
   private staleStreams = 0;
   /** Streams that came back after a gap, since the store started. */
   gapsClosed = 0;
+  /** Windows restarted by a clock step (see the module notes), since the store started. */
+  clockSteps = 0;
+  /** Streams evicted to make room for new ones, since the store started. */
+  evictedForRoom = 0;
+  /** Estimated bytes held by the table's streams. */
+  private tableBytes = 0;
+  private readonly streamBytes: number;
+  private readonly maxBytes: number;
+  private readonly futureRowToleranceMs: number;
+  /** Slots marked stale by the last sweep, with their ids (a slot may have been reused since). */
+  private staleSlots: StreamSlot[] = [];
+  private staleIds: string[] = [];
+  private staleNext = 0;
   /** One-channel models commit every reading as a row straight from here. */
   private readonly single = new Float32Array(1);
 
@@ -109,6 +138,53 @@ export class WindowStore {
     const fit = Math.max(1, Math.min(MAX_SLAB_STREAMS, Math.floor(SLAB_ROW_BYTES / (this.windowValues * 4))));
     this.slabShift = 31 - Math.clz32(fit);
     this.slabMask = (1 << this.slabShift) - 1;
+    const pendingRow = options.channels > 1 ? options.channels * 13 + 96 : 0;
+    this.streamBytes = this.windowValues * 4 + ENTRY_OVERHEAD_BYTES + pendingRow;
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.futureRowToleranceMs = options.futureRowToleranceMs ?? 60_000;
+  }
+
+  /** Estimated bytes the table holds now. */
+  get bytes(): number {
+    return this.tableBytes;
+  }
+
+  private costOf(streamId: string): number {
+    return this.streamBytes + 2 * streamId.length;
+  }
+
+  private hasRoom(cost: number): boolean {
+    return this.slots.size < this.options.maxStreams && this.tableBytes + cost <= this.maxBytes;
+  }
+
+  /** Evicts stale streams until `cost` fits; false when no stale stream is left to take. */
+  private makeRoom(cost: number): boolean {
+    while (!this.hasRoom(cost)) {
+      if (this.staleNext >= this.staleSlots.length) return false;
+      const slot = this.staleSlots[this.staleNext] as StreamSlot;
+      const id = this.staleIds[this.staleNext] as string;
+      this.staleNext++;
+      if (this.ids[slot] !== id || this.slots.get(id) !== slot) continue;
+      const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+      if (slab.stale[slot & this.slabMask] !== 1) continue;
+      this.remove(id, slot);
+      this.evictedForRoom++;
+      this.options.onEvicted?.(id);
+    }
+    return true;
+  }
+
+  private remove(streamId: string, slot: StreamSlot): void {
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    if (slab.stale[slot & this.slabMask] === 1) {
+      slab.stale[slot & this.slabMask] = 0;
+      this.staleStreams--;
+    }
+    this.slots.delete(streamId);
+    this.ids[slot] = undefined;
+    this.pending[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.tableBytes -= this.costOf(streamId);
   }
 
   get size(): number {
@@ -126,8 +202,10 @@ export class WindowStore {
   push(reading: Reading, now: number): PushOutcome {
     let slot = this.slots.get(reading.streamId);
     if (slot === undefined) {
-      if (this.slots.size >= this.options.maxStreams) return 'stream_limit';
+      const cost = this.costOf(reading.streamId);
+      if (!this.hasRoom(cost) && !this.makeRoom(cost)) return 'stream_limit';
       slot = this.open(reading.streamId);
+      this.tableBytes += cost;
     }
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
@@ -137,7 +215,9 @@ export class WindowStore {
     }
     const lastTs = slab.lastTs[i] as number;
     if (reading.tsFromPayload && reading.ts <= lastTs) {
-      return reading.ts === lastTs ? 'duplicate' : 'out_of_order';
+      if (lastTs <= Date.now() + this.futureRowToleranceMs) return reading.ts === lastTs ? 'duplicate' : 'out_of_order';
+      // The newest row came from the future: it, not this reading, is what is wrong.
+      this.clockStep(slot);
     }
     slab.lastSeen[i] = now;
     if (reading.values !== null) return this.commit(slot, reading.values, reading.ts, reading.receivedAt);
@@ -237,6 +317,22 @@ export class WindowStore {
     return filled + 1 >= window ? slot : 'filling';
   }
 
+  private clockStep(slot: StreamSlot): void {
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    slab.filled[i] = 0;
+    slab.head[i] = 0;
+    slab.lastTs[i] = Number.NEGATIVE_INFINITY;
+    this.pending[slot]?.clear();
+    this.clockSteps++;
+  }
+
+  /** Record time of a stream's newest row, or undefined when the stream is not held. */
+  lastTsOf(streamId: string): number | undefined {
+    const slot = this.slots.get(streamId);
+    return slot === undefined ? undefined : this.lastTs(slot);
+  }
+
   private restart(slot: StreamSlot): void {
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
@@ -272,23 +368,31 @@ export class WindowStore {
   /** Marks streams silent past staleAfterMs as stale and evicts those silent past idleTtlMs. */
   sweep(now: number): SweepResult {
     const result: SweepResult = { becameStale: [], evicted: [] };
+    // The stale streams, oldest entry first, are the ones a new stream may take the place of.
+    const staleSlots: StreamSlot[] = [];
+    const staleIds: string[] = [];
     for (const [streamId, slot] of this.slots) {
       const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
       const i = slot & this.slabMask;
       const silent = now - (slab.lastSeen[i] as number);
       if (silent >= this.options.idleTtlMs) {
-        if (slab.stale[i] === 1) this.staleStreams--;
-        this.slots.delete(streamId);
-        this.ids[slot] = undefined;
-        this.pending[slot] = undefined;
-        this.freeSlots.push(slot);
+        this.remove(streamId, slot);
         result.evicted.push(streamId);
-      } else if (slab.stale[i] === 0 && silent >= this.options.staleAfterMs) {
+        continue;
+      }
+      if (slab.stale[i] === 0 && silent >= this.options.staleAfterMs) {
         slab.stale[i] = 1;
         this.staleStreams++;
         result.becameStale.push(streamId);
       }
+      if (slab.stale[i] === 1) {
+        staleSlots.push(slot);
+        staleIds.push(streamId);
+      }
     }
+    this.staleSlots = staleSlots;
+    this.staleIds = staleIds;
+    this.staleNext = 0;
     return result;
   }
 }

@@ -195,7 +195,7 @@ describe('Dockerfile', () => {
   });
 
   describe('HEALTHCHECK', () => {
-    const probes = new ProbeServer(new Registry(), () => ({ ready: true, detail: {} }));
+    const probes = new ProbeServer(new Registry(), () => ({ ready: true, detail: {} }), { maxConnections: 64, maxConnectionsPerClient: 8, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000 });
     let port = 0;
     beforeAll(async () => {
       port = await probes.start('127.0.0.1', 0);

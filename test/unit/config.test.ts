@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { ConfigError, applyEnv, loadConfig, redactConfig, validateConfig } from '../../src/config/load.js';
+import { ConfigError, applyEnv, loadConfig, parseEnvValue, redactConfig, validateConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 
 function tempFile(name: string, text: string): string {
@@ -82,6 +82,62 @@ describe('config', () => {
     expect(config.model.executionProviders).toEqual(['cuda', 'cpu']);
   });
 
+  it('types each environment value by what the schema expects at its path', () => {
+    const config = validateConfig(
+      applyEnv(
+        { broker: { url: 'mqtt://file:1883' } },
+        {
+          SENTINEL_BROKER_PASSWORD: '123456',
+          SENTINEL_BROKER_USERNAME: 'true',
+          SENTINEL_HTTP_PORT: '9465',
+          SENTINEL_LOG_LEVEL: 'trace',
+          SENTINEL_NODE_NAME: '42',
+          SENTINEL_BROKER__PROTOCOL_VERSION: '4',
+          SENTINEL_MODEL__WATCH: 'false',
+          SENTINEL_BROKER__TLS__KEY_FILE: '0600',
+          SENTINEL_BROKER__TLS__CERT_FILE: '1e3',
+          SENTINEL_BROKER__TLS__CA_FILE: 'null',
+        },
+      ),
+    );
+    expect(config.broker.password).toBe('123456');
+    expect(config.broker.username).toBe('true');
+    expect(config.http.port).toBe(9465);
+    expect(config.log.level).toBe('trace');
+    expect(config.nodeName).toBe('42');
+    expect(config.broker.protocolVersion).toBe(4);
+    expect(config.model.watch).toBe(false);
+    expect(config.broker.tls?.keyFile).toBe('0600');
+    expect(config.broker.tls?.certFile).toBe('1e3');
+    expect(config.broker.tls?.caFile).toBe('null');
+    expect(validateConfig(applyEnv({ broker: { url: 'mqtt://file:1883' } }, { SENTINEL_BROKER_URL: 'null' })).broker.url).toBeNull();
+    expect(validateConfig(applyEnv({}, { SENTINEL_BROKER__URL: 'mqtt://h:1' })).broker.url).toBe('mqtt://h:1');
+    expect(validateConfig(applyEnv({}, { SENTINEL_BROKER__PASSWORD: '007' })).broker.password).toBe('007');
+  });
+
+  it('parseEnvValue: the string where the schema takes it, JSON where it does not, the clearer one when neither passes', () => {
+    expect(parseEnvValue(['broker', 'password'], '123456')).toBe('123456');
+    expect(parseEnvValue(['broker', 'password'], ' padded ')).toBe(' padded ');
+    expect(parseEnvValue(['http', 'port'], '9464')).toBe(9464);
+    expect(parseEnvValue(['broker', 'url'], 'null')).toBeNull();
+    expect(parseEnvValue(['model', 'executionProviders'], '["cuda","cpu"]')).toEqual(['cuda', 'cpu']);
+    expect(parseEnvValue(['subscriptions', '0', 'qos'], '0')).toBe(0);
+    expect(parseEnvValue(['queue', 'capacity'], 'abc')).toBe('abc');
+    // A number where an enum is expected stays the string, so the error says which values are allowed.
+    expect(parseEnvValue(['log', 'level'], '5')).toBe('5');
+    // A number out of range is still a number: the error names the range, not the type.
+    expect(parseEnvValue(['http', 'port'], '70000')).toBe(70000);
+    // Keys the schema does not have: JSON when it parses.
+    expect(parseEnvValue(['nope'], '1')).toBe(1);
+    expect(parseEnvValue(['nope'], 'x')).toBe('x');
+  });
+
+  it('an environment value the schema rejects is reported by its key', () => {
+    const problems = problemsOf(() => validateConfig(applyEnv({}, { SENTINEL_QUEUE__CAPACITY: 'abc', SENTINEL_HTTP_PORT: '70000' })));
+    expect(problems.find((p) => p.startsWith('queue.capacity:'))).toMatch(/number/);
+    expect(problems.find((p) => p.startsWith('http.port:'))).toMatch(/TCP port/);
+  });
+
   it('substitutes ${nodeName} in client id and topics', () => {
     const config = validateConfig({ nodeName: 'n1', subscriptions: [{ topic: 'plant/${nodeName}/+/telemetry', stream: '${nodeName}/{1}' }] });
     expect(config.subscriptions[0]?.topic).toBe('plant/n1/+/telemetry');
@@ -104,6 +160,14 @@ describe('config', () => {
     expect(text).not.toContain('hunter2');
     expect(text).toContain('[redacted]');
     expect(text).toContain('"username":"u"');
+  });
+
+  it('redacts a URL password that holds "@" in the printed config', () => {
+    const config = validateConfig({ broker: { url: 'mqtt://u:Pa@ss@host:1883' } });
+    const text = JSON.stringify(redactConfig(config));
+    expect(text).not.toContain('Pa@ss');
+    expect(text).not.toContain('@ss@');
+    expect(text).toContain('"url":"mqtt://[redacted]@host:1883"');
   });
 });
 

@@ -65,5 +65,58 @@ describe('hysteresis decisions', () => {
     expect(d.tracked).toBe(0);
     expect(run(d, [11, 11, 11], 'fault', 15_000)).toEqual([null, null, 'raised']);
   });
-});
 
+  describe('close(): an alert closed because its stream went silent', () => {
+    it('returns the peak and the last score, and takes the alert out of activeAlerts', () => {
+      const d = new HysteresisDecider(policy);
+      expect(run(d, [12, 12, 12, 30, 8])).toEqual([null, null, 'raised', null, null]);
+      expect(d.activeAlerts).toBe(1);
+      expect(d.close('s')).toEqual({ peak: 30, last: 8 });
+      expect(d.activeAlerts).toBe(0);
+      expect(d.isRaised('s')).toBe(false);
+      expect(d.tracked).toBe(0);
+    });
+
+    it('reports the raising score as both peak and last when nothing followed it', () => {
+      const d = new HysteresisDecider({ ...policy, raiseAfter: 1 });
+      expect(d.decide('s', 0, 42)).toBe('raised');
+      expect(d.close('s')).toEqual({ peak: 42, last: 42 });
+    });
+
+    it('is null when no alert is open, and never counts an alert twice', () => {
+      const d = new HysteresisDecider(policy);
+      expect(d.close('unknown')).toBeNull();
+      // A run of high scores that has not raised yet is not an open alert.
+      run(d, [12, 12], 'warming');
+      expect(d.close('warming')).toBeNull();
+      expect(d.activeAlerts).toBe(0);
+      run(d, [12, 12, 12], 'a');
+      run(d, [12, 12, 12], 'b');
+      expect(d.activeAlerts).toBe(2);
+      expect(d.close('a')).not.toBeNull();
+      expect(d.close('a')).toBeNull();
+      expect(d.activeAlerts).toBe(1);
+      expect(d.isRaised('b')).toBe(true);
+      // Resolved by its scores: nothing left to close; the gauge does not go below zero.
+      expect(run(d, [1, 1], 'b', 3000)).toEqual([null, 'resolved']);
+      expect(d.close('b')).toBeNull();
+      expect(d.activeAlerts).toBe(0);
+    });
+
+    it('lets the stream start afresh: a new fault raises again after the usual k windows', () => {
+      const d = new HysteresisDecider(policy);
+      run(d, [12, 12, 12]);
+      d.close('s');
+      expect(run(d, [12, 12, 12], 's', 5000)).toEqual([null, null, 'raised']);
+      expect(d.activeAlerts).toBe(1);
+    });
+
+    it('after close, forget (eviction of the same stream) does not decrement again', () => {
+      const d = new HysteresisDecider(policy);
+      run(d, [12, 12, 12]);
+      expect(d.close('s')).not.toBeNull();
+      d.forget('s');
+      expect(d.activeAlerts).toBe(0);
+    });
+  });
+});
