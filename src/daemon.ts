@@ -11,7 +11,7 @@ import { QueueAdmission, type Backlog } from './queue/admission.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
 import type { ClosedAlert } from './decide/hysteresis.js';
-import { brokerLog, connectBroker, secretScrubber } from './broker/connection.js';
+import { brokerLog, connectBroker, maximumPacketSizeFor, secretScrubber } from './broker/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -86,6 +86,8 @@ export class Daemon implements ReadingSink {
   private pumping = false;
   private stopping = false;
   private connected = false;
+  /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
+  private subscriptions: 'pending' | 'granted' | { refused: string } = 'pending';
   private readonly startedAt = new Date().toISOString();
   /** Per-message counts, by rule index (the last slot: no rule), folded into metrics on scrape. */
   private receivedTally = new Float64Array(0);
@@ -136,12 +138,13 @@ export class Daemon implements ReadingSink {
   }
 
   readiness(): Readiness {
-    const ready = this.connected && this.scorer !== null && !this.stopping;
+    const ready = this.connected && this.subscriptions === 'granted' && this.scorer !== null && !this.stopping;
     this.metrics.ready.set(ready ? 1 : 0);
     return {
       ready,
       detail: {
         broker: this.connected ? 'connected' : 'disconnected',
+        subscriptions: this.subscriptions,
         model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
         provider: this.scorer?.provider ?? null,
         outbox: this.outbox === null ? null : this.outbox.journalError === null ? 'ok' : { degraded: this.outbox.journalError },
@@ -237,7 +240,13 @@ export class Daemon implements ReadingSink {
     const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
     const client = connectBroker(
       { ...config.broker, protocolVersion },
-      { url, receiveMaximum: config.queue.capacity, will: { topic, payload: JSON.stringify(this.status('offline')) }, log: brokerLog(log, config.broker, url) },
+      {
+        url,
+        receiveMaximum: config.queue.capacity,
+        maximumPacketSize: maximumPacketSizeFor(config.ingest.maxPayloadBytes, config.ingest.maxTopicBytes),
+        will: { topic, payload: JSON.stringify(this.status('offline')) },
+        log: brokerLog(log, config.broker, url),
+      },
     );
     this.client = client;
     client.on('connect', (connack) => {
@@ -326,6 +335,16 @@ export class Daemon implements ReadingSink {
         },
         onRateLimitWait: () => metrics.rateLimitWaits.inc(),
         onError: (err) => this.internalError('ingest', err),
+        onSubscribed: () => {
+          this.subscriptions = 'granted';
+          this.readiness();
+          log.info({ filters: rules.map((r) => r.filter) }, 'subscribed');
+        },
+        onSubscribeFailed: (err) => {
+          this.subscriptions = { refused: err.message };
+          this.readiness();
+          log.error({ filters: rules.map((r) => r.filter), err: err.message }, 'the broker refused a subscription: check its ACL for this client');
+        },
       },
       limiter,
       { maxTopicBytes: config.ingest.maxTopicBytes, maxStreamIdBytes: config.ingest.maxStreamIdBytes },

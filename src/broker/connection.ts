@@ -12,10 +12,26 @@ export interface ConnectionOptions {
   receiveMaximum: number;
   will: { topic: string; payload: string };
   /**
+   * MQTT 5 Maximum Packet Size: the broker must not send this client a larger packet (it drops the
+   * message instead), so one huge publish cannot make mqtt.js buffer it whole. MQTT 3.1.1 has no such field.
+   */
+  maximumPacketSize?: number;
+  /**
    * mqtt.js's own log (it calls it several times per packet). Without one, mqtt.js uses the `debug`
    * package, whose checks cost about as much as a payload parse even when nothing is printed.
    */
   log?: (...args: unknown[]) => void;
+}
+
+/** The largest packet MQTT can describe (a four-byte remaining length, plus the fixed header). */
+const MAX_PACKET_SIZE = 268_435_460;
+
+/**
+ * The packet size to announce: room for four times the largest payload and topic Sentinel accepts (so
+ * what it rejects as too large still arrives and is counted), and never below 1 MiB.
+ */
+export function maximumPacketSizeFor(maxPayloadBytes: number, maxTopicBytes: number): number {
+  return Math.min(MAX_PACKET_SIZE, Math.max(1_048_576, 4 * (maxPayloadBytes + maxTopicBytes)));
 }
 
 function readSecretFile(path: string, what: string): string {
@@ -42,7 +58,11 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
     ...(options.log ? { log: options.log } : {}),
     will: { topic: options.will.topic, payload: Buffer.from(options.will.payload), qos: 1, retain: true },
     properties: v5
-      ? { sessionExpiryInterval: broker.sessionExpirySeconds, receiveMaximum: Math.max(1, Math.min(65_535, options.receiveMaximum)) }
+      ? {
+          sessionExpiryInterval: broker.sessionExpirySeconds,
+          receiveMaximum: Math.max(1, Math.min(65_535, options.receiveMaximum)),
+          ...(options.maximumPacketSize === undefined ? {} : { maximumPacketSize: Math.max(1, Math.min(MAX_PACKET_SIZE, Math.floor(options.maximumPacketSize))) }),
+        }
       : undefined,
   };
   if (broker.username !== undefined) out.username = broker.username;

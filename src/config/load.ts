@@ -191,6 +191,10 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   if (broker.password !== undefined && broker.passwordFile !== undefined) {
     problems.push('broker.passwordFile: both password and passwordFile are set — fix: keep one');
   }
+  const { http } = result.data;
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    problems.push(`http.headersTimeoutMs: ${http.headersTimeoutMs} is above http.requestTimeoutMs (${http.requestTimeoutMs}) — fix: the headers are part of the request, so keep headersTimeoutMs ≤ requestTimeoutMs`);
+  }
   for (const [key, expression] of Object.entries(result.data.schedule)) {
     if (!cron.validate(expression)) {
       problems.push(`schedule.${key}: "${expression}" is not a valid cron expression — fix: ${hintFor('schedule.')}`);

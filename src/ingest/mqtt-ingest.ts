@@ -12,10 +12,18 @@ import type { TopicRule } from './topic.js';
 /** One inbound message; `done` must be called once it is taken (the source waits for it: backpressure). */
 export type MessageHandler = (topic: string, payload: Uint8Array | string, qos: number, done: (err?: Error) => void) => void;
 
+/** What a source reports about its subscriptions. */
+export interface SubscriptionEvents {
+  /** The broker answered the subscriptions (SUBACK): from now on it routes telemetry to this session. */
+  onSubscribed(): void;
+  /** The broker refused a subscription (or it could not be sent). */
+  onError(err: Error): void;
+}
+
 /** Where messages come from. */
 export interface MessageSource {
   /** Subscribes to every filter and hands each message to `handler`, one at a time. */
-  listen(filters: ReadonlyArray<{ filter: string; qos: 0 | 1 }>, handler: MessageHandler, onError: (err: Error) => void): void;
+  listen(filters: ReadonlyArray<{ filter: string; qos: 0 | 1 }>, handler: MessageHandler, events: SubscriptionEvents): void;
 }
 
 /**
@@ -25,10 +33,11 @@ export interface MessageSource {
  */
 export function clientSource(client: MqttClient): MessageSource {
   return {
-    listen(filters, handler, onError) {
+    listen(filters, handler, events) {
       client.handleMessage = (packet, done) => handler(packet.topic, packet.payload, packet.qos, done);
       client.subscribe(Object.fromEntries(filters.map((f) => [f.filter, { qos: f.qos }])), (err) => {
-        if (err) onError(err);
+        if (err) events.onError(err);
+        else events.onSubscribed();
       });
     },
   };
@@ -47,7 +56,7 @@ export interface InProcessBroker {
  */
 export function inProcessSource(broker: InProcessBroker): MessageSource {
   return {
-    listen(filters, handler, onError) {
+    listen(filters, handler, events) {
       type Delivery = { packet: { topic: string; payload: Uint8Array | string; qos: number }; done: () => void };
       let pending: Delivery[] = [];
       let head = 0;
@@ -69,14 +78,17 @@ export function inProcessSource(broker: InProcessBroker): MessageSource {
           inline = false;
         }
       };
-      for (const { filter } of filters) {
-        broker
-          .subscribe(filter, (packet, done) => {
+      Promise.all(
+        filters.map(({ filter }) =>
+          broker.subscribe(filter, (packet, done) => {
             pending.push({ packet, done });
             drain();
-          })
-          .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
-      }
+          }),
+        ),
+      ).then(
+        () => events.onSubscribed(),
+        (err: unknown) => events.onError(err instanceof Error ? err : new Error(String(err))),
+      );
     },
   };
 }
@@ -98,6 +110,10 @@ export interface IngestHooks {
   onRateLimitWait?(): void;
   /** A bug caught at the door: the message is acknowledged and dropped rather than ending the process. */
   onError?(err: Error): void;
+  /** The broker granted every subscription: telemetry published from now on reaches this daemon. */
+  onSubscribed?(): void;
+  /** The broker refused a subscription (e.g. an ACL): that rule's telemetry never arrives. */
+  onSubscribeFailed?(err: Error): void;
 }
 
 export interface IngestLimits {
@@ -127,7 +143,13 @@ export class MqttIngest {
     this.source.listen(
       this.rules.map((r) => ({ filter: r.filter, qos: r.qos })),
       (topic, payload, qos, done) => this.onMessage(topic, payload, qos, done),
-      (err) => this.hooks.onRejected('no_rule', `subscribe failed: ${err.message}`, this.rules.map((r) => r.filter).join(',')),
+      {
+        onSubscribed: () => this.hooks.onSubscribed?.(),
+        onError: (err) => {
+          this.hooks.onRejected('no_rule', `subscribe failed: ${err.message}`, this.rules.map((r) => r.filter).join(','));
+          this.hooks.onSubscribeFailed?.(err);
+        },
+      },
     );
   }
 

@@ -73,7 +73,7 @@ function fixture(name: string, outboxPath: string, overrides: Record<string, unk
       await waitFor(() => cli.logs().some((l) => l.msg === 'sentinel ready') || cli.child.exitCode !== null, 30_000, 'sentinel ready');
       const ready = cli.logs().find((l) => l.msg === 'sentinel ready');
       if (!ready) throw new Error(`daemon did not start (exit ${cli.child.exitCode}): ${cli.stderr()}`);
-      await waitFor(() => cli.logs().some((l) => l.msg === 'connected to broker'), 10_000, 'connected');
+      await waitFor(() => cli.logs().some((l) => l.msg === 'subscribed'), 10_000, 'subscribed');
       return { cli, port: ready.httpPort as number };
     },
   };

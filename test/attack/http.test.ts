@@ -67,7 +67,7 @@ async function startDaemon(name: string, fdLimit?: number): Promise<Running> {
   await waitFor(() => cli.logs().some((l) => l.msg === 'sentinel ready') || cli.child.exitCode !== null, 30_000, 'sentinel ready');
   r.port = cli.logs().find((l) => l.msg === 'sentinel ready')?.httpPort as number;
   expect(r.port).toBeGreaterThan(0);
-  await waitFor(() => cli.logs().some((l) => l.msg === 'connected to broker'), 10_000, 'connected to broker');
+  await waitFor(() => cli.logs().some((l) => l.msg === 'subscribed'), 10_000, 'subscribed');
   return r;
 }
 

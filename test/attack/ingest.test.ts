@@ -239,6 +239,40 @@ describe('topics and stream ids (items 2/3)', () => {
   });
 });
 
+describe('oversized packets', () => {
+  it('publishes of 8 MiB never reach the daemon (MQTT 5 Maximum Packet Size): the broker drops them, 200 KB ones are oversized', async () => {
+    const d = await daemon('huge-packets', {}, { nodeFlags: ['--max-old-space-size=320'], brokerUrl: owned.url });
+    const baseline = await d.metric('process_resident_memory_bytes');
+    const sampler = rssSampler(d);
+    const pub = await publisher(owned.url, d.prefix);
+    const topic = `${d.prefix}/sensors/pump-big/telemetry`;
+    // Valid JSON padded past any sane size: only the packet size limit keeps it out of the daemon.
+    const huge = JSON.stringify({ ts: Date.now(), values: { flow: 1 }, pad: 'x'.repeat(8 * MiB) });
+    const large = JSON.stringify({ ts: Date.now(), values: { flow: 1 }, pad: 'x'.repeat(200_000) });
+    const hugeCount = 12;
+    const largeCount = 12;
+    for (let i = 0; i < hugeCount; i++) {
+      await pub.publishAsync(topic, huge, { qos: 1 });
+      if (i < largeCount) await pub.publishAsync(topic, large, { qos: 1 });
+    }
+    await waitForMetric(d.port, 'sentinel_readings_rejected_total', largeCount, 15_000, { reason: 'oversized' });
+    // Valid telemetry after the flood is scored: intake never stalled.
+    const rows = WINDOW + 4;
+    await publishRows(pub, `${d.prefix}/sensors/pump-after/telemetry`, pumpUpToNow(10, rows, 99), rows);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 15_000);
+    const peak = await sampler.stop();
+    const text = await d.metrics();
+    console.log(
+      `ATTACK ${JSON.stringify({ test: 'huge-packets', hugeBytes: huge.length, hugeSent: hugeCount, largeSent: largeCount, oversized: rejected(text, 'oversized'), received: metricValue(text, 'sentinel_messages_received_total'), rssBaselineMiB: +(baseline / MiB).toFixed(1), rssPeakMiB: +(peak / MiB).toFixed(1) })}`,
+    );
+    // Had the broker sent the 8 MiB packets, they would be counted here too (and held in memory whole).
+    expect(rejected(text, 'oversized')).toBe(largeCount);
+    expect(peak - baseline).toBeLessThan(64 * MiB);
+    await expectUnharmed(d);
+    expect(await d.stop()).toBe(0);
+  });
+});
+
 describe('rate limit against a QoS 1 backlog (item 5)', () => {
   it('a persistent session\'s backlog of 15,000 QoS 1 readings is all taken: acknowledgements wait, none rejected', async () => {
     const first = await daemon('rate-backlog', {}, { brokerUrl: owned.url });

@@ -45,7 +45,7 @@ describe('sentinel CLI end to end', () => {
       await waitFor(() => daemon.logs().some((l) => l.msg === 'sentinel ready'), 20_000, 'sentinel ready');
       const port = daemon.logs().find((l) => l.msg === 'sentinel ready')?.httpPort as number;
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
-      await waitFor(() => daemon.logs().some((l) => l.msg === 'connected to broker'), 10_000, 'connected');
+      await waitFor(() => daemon.logs().some((l) => l.msg === 'subscribed'), 10_000, 'subscribed');
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
 
       const sim = new PumpSimulator({ seed: 11, faults: [{ kind: 'spike', channel: 2, start: 100, length: 12 }] });

@@ -70,6 +70,12 @@ describe('config', () => {
     expect(problems.some((p) => p.startsWith('schedule.heartbeat:'))).toBe(true);
   });
 
+  it('refuses a headers timeout above the request timeout (the headers are part of the request)', () => {
+    const problems = problemsOf(() => validateConfig({ http: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }));
+    expect(problems).toEqual([expect.stringMatching(/^http\.headersTimeoutMs: 20000 is above http\.requestTimeoutMs \(10000\) — fix: /)]);
+    expect(validateConfig({ http: { headersTimeoutMs: 10_000, requestTimeoutMs: 10_000 } }).http.headersTimeoutMs).toBe(10_000);
+  });
+
   it('applies environment overrides: aliases and SECTION__KEY paths', () => {
     const raw = applyEnv(
       { broker: { url: 'mqtt://file:1883' } },

@@ -51,5 +51,61 @@ describe('per-stream rate limit', () => {
     expect(limiter.tracked).toBe(3);
     expect(limiter.allow('c', 1600)).toBe(false);
   });
-});
 
+  it('delay() is 0 within the burst, then the time until the next token, without taking one', () => {
+    const limiter = new StreamRateLimiter(10, 100);
+    for (let i = 0; i < 10; i++) expect(limiter.delay('a', 0)).toBe(0);
+    // the 11th must wait one interval (1/rate); asking again does not take a token or push it further out
+    expect(limiter.delay('a', 0)).toBe(100);
+    expect(limiter.delay('a', 0)).toBe(100);
+    expect(limiter.delay('a', 60)).toBe(40);
+    expect(limiter.delay('a', 99)).toBe(1);
+    expect(limiter.delay('a', 100)).toBe(0);
+    expect(limiter.delay('a', 100)).toBe(100);
+    // other streams have their own bucket
+    expect(limiter.delay('b', 100)).toBe(0);
+  });
+
+  it('delay() and allow() draw on the same bucket', () => {
+    const limiter = new StreamRateLimiter(10, 100);
+    for (let i = 0; i < 9; i++) expect(limiter.allow('a', 0)).toBe(true);
+    expect(limiter.delay('a', 0)).toBe(0);
+    expect(limiter.allow('a', 0)).toBe(false);
+    expect(limiter.delay('a', 0)).toBe(100);
+    expect(limiter.delay('a', 100)).toBe(0);
+    expect(limiter.allow('a', 100)).toBe(false);
+  });
+
+  it('delay() rounds a fractional wait up, so waiting as told is always enough', () => {
+    const limiter = new StreamRateLimiter(3, 100);
+    for (let i = 0; i < 3; i++) expect(limiter.delay('a', 0)).toBe(0);
+    // the next token is due at 333.3 ms: 333 would wake too early
+    expect(limiter.delay('a', 0)).toBe(334);
+    expect(limiter.delay('a', 333)).toBe(1);
+    expect(limiter.delay('a', 334)).toBe(0);
+  });
+
+  it('readings that wait as delay() says go at exactly the rate after the burst', () => {
+    const limiter = new StreamRateLimiter(10, 100);
+    const takenAt: number[] = [];
+    let now = 0;
+    while (takenAt.length < 30) {
+      const wait = limiter.delay('a', now);
+      if (wait === 0) takenAt.push(now);
+      else now += wait;
+    }
+    expect(takenAt.slice(0, 10)).toEqual(new Array(10).fill(0));
+    expect(takenAt.slice(10)).toEqual(Array.from({ length: 20 }, (_, i) => 100 * (i + 1)));
+  });
+
+  it('delay() is 0 for a new stream even when the table is at its cap', () => {
+    const limiter = new StreamRateLimiter(1, 2);
+    expect(limiter.delay('a', 0)).toBe(0);
+    expect(limiter.delay('b', 0)).toBe(0);
+    expect(limiter.delay('a', 0)).toBe(1000);
+    // the cap forgets every busy bucket rather than make a new stream wait
+    expect(limiter.delay('c', 0)).toBe(0);
+    expect(limiter.tracked).toBe(1);
+    expect(limiter.delay('a', 0)).toBe(0);
+  });
+});

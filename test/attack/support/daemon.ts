@@ -85,7 +85,7 @@ export async function startAttackDaemon(name: string, overrides: Record<string, 
   await waitFor(() => cli.logs().some((l) => l.msg === 'sentinel ready') || cli.child.exitCode !== null, 30_000, 'sentinel ready');
   const ready = cli.logs().find((l) => l.msg === 'sentinel ready');
   if (!ready) throw new Error(`daemon did not start: ${cli.stderr()}${cli.stdout()}`);
-  await waitFor(() => cli.logs().some((l) => l.msg === 'connected to broker'), 15_000, 'connected');
+  await waitFor(() => cli.logs().some((l) => l.msg === 'subscribed'), 15_000, 'subscribed');
   const port = ready.httpPort as number;
   const metrics = () => scrape(port);
   return {
