@@ -410,7 +410,7 @@ export class Daemon implements ReadingSink {
 
   private reject(reason: RejectReason, detail: string, where: string): void {
     this.counterFor(this.rejectedBy, reason, () => this.metrics.readingsRejected.labels(reason)).inc();
-    this.warner.warn(`reject:${reason}`, { reason, detail, where: where.slice(0, 200) }, 'rejected bad input');
+    this.warner.warn(`reject:${reason}`, { reason, detail: detail.slice(0, 300), where: where.slice(0, 200) }, 'rejected bad input');
   }
 
   /** ReadingSink: queue the reading; a full queue makes it wait (QoS 1, and QoS 0 briefly) or drops it (QoS 0). */
