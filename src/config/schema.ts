@@ -127,7 +127,7 @@ export const configSchema = z.object({
         .int()
         .min(1)
         .default(250_000)
-        .describe('streams held at once; a new stream beyond this (or maxBytes) evicts the longest-silent of a sample'),
+        .describe('streams held at once; a new stream beyond this (or maxBytes) takes the place of the longest-silent stale stream, else it is rejected (stream_limit)'),
       futureRowToleranceMs: z
         .number()
         .int()

@@ -21,7 +21,8 @@ export class StreamRateLimiter {
     private readonly maxTracked: number,
   ) {
     this.interval = 1000 / perSecond;
-    this.burst = 1000 - this.interval;
+    // Below one reading a second the burst is the one reading itself, never negative.
+    this.burst = Math.max(0, 1000 - this.interval);
   }
 
   get tracked(): number {

@@ -368,9 +368,8 @@ export class WindowStore {
   /** Marks streams silent past staleAfterMs as stale and evicts those silent past idleTtlMs. */
   sweep(now: number): SweepResult {
     const result: SweepResult = { becameStale: [], evicted: [] };
-    // The stale streams, oldest entry first, are the ones a new stream may take the place of.
-    const staleSlots: StreamSlot[] = [];
-    const staleIds: string[] = [];
+    // The stale streams, longest-silent first, are the ones a new stream may take the place of.
+    const stale: Array<{ slot: StreamSlot; id: string; lastSeen: number }> = [];
     for (const [streamId, slot] of this.slots) {
       const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
       const i = slot & this.slabMask;
@@ -385,13 +384,11 @@ export class WindowStore {
         this.staleStreams++;
         result.becameStale.push(streamId);
       }
-      if (slab.stale[i] === 1) {
-        staleSlots.push(slot);
-        staleIds.push(streamId);
-      }
+      if (slab.stale[i] === 1) stale.push({ slot, id: streamId, lastSeen: slab.lastSeen[i] as number });
     }
-    this.staleSlots = staleSlots;
-    this.staleIds = staleIds;
+    stale.sort((a, b) => a.lastSeen - b.lastSeen);
+    this.staleSlots = stale.map((s) => s.slot);
+    this.staleIds = stale.map((s) => s.id);
     this.staleNext = 0;
     return result;
   }

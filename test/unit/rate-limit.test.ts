@@ -76,6 +76,16 @@ describe('per-stream rate limit', () => {
     expect(limiter.allow('a', 100)).toBe(false);
   });
 
+  it('below one reading a second, the burst is one reading and the rate holds', () => {
+    const limiter = new StreamRateLimiter(0.5, 100);
+    expect(limiter.allow('a', 0)).toBe(true);
+    expect(limiter.allow('a', 1999)).toBe(false);
+    expect(limiter.allow('a', 2000)).toBe(true);
+    expect(limiter.delay('a', 2000)).toBe(2000);
+    expect(limiter.delay('a', 4000)).toBe(0);
+    expect(limiter.delay('a', 10_000)).toBe(0);
+  });
+
   it('delay() rounds a fractional wait up, so waiting as told is always enough', () => {
     const limiter = new StreamRateLimiter(3, 100);
     for (let i = 0; i < 3; i++) expect(limiter.delay('a', 0)).toBe(0);

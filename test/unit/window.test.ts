@@ -246,6 +246,19 @@ describe('window store eviction when the table is full', () => {
     expect(store.lastTsOf('c')).toBe(1);
   });
 
+  it('orders stale streams by silence, not by when they joined the table', () => {
+    const evicted: string[] = [];
+    const store = new WindowStore({ ...single, maxStreams: 2, staleAfterMs: 1000, idleTtlMs: 60_000, onEvicted: (id) => evicted.push(id) });
+    store.push(one('first', 1), 0);
+    store.push(one('second', 1), 100);
+    store.push(one('first', 2), 5000);
+    // first silent 1.5 s, second 6.4 s: second has been gone longer and goes first
+    expect(store.sweep(6500).becameStale.sort()).toEqual(['first', 'second']);
+    expect(store.push(one('third', 1), 6500)).toBe('filling');
+    expect(evicted).toEqual(['second']);
+    expect(store.lastTsOf('first')).toBe(2);
+  });
+
   it('does not evict a stream that spoke again after the sweep marked it stale', () => {
     const evicted: string[] = [];
     const store = full((id) => evicted.push(id));
