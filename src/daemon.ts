@@ -251,6 +251,9 @@ export class Daemon implements ReadingSink {
     this.client = client;
     client.on('connect', (connack) => {
       this.connected = true;
+      // A broker that lost the session lost the subscriptions too: not ready until ingest's new SUBSCRIBE
+      // is granted. (The embedded broker's telemetry does not go through this client's session.)
+      if (!connack.sessionPresent && this.subscriptions === 'granted' && this.embedded === null) this.subscriptions = 'pending';
       metrics.brokerConnected.set(1);
       this.readiness();
       log.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, 'connected to broker');

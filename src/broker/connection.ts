@@ -51,7 +51,9 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
     keepalive: broker.keepaliveSeconds,
     reconnectPeriod: broker.reconnectMinMs,
     connectTimeout: 10_000,
-    resubscribe: true,
+    // Ingest subscribes on every CONNACK itself (see clientSource): mqtt.js's resubscribe loses a
+    // SUBSCRIBE made before a refused CONNACK.
+    resubscribe: false,
     // mqtt.js stops retrying after a refused CONNACK (bad credentials, server unavailable) unless told
     // otherwise; a daemon must keep trying (a rotated Secret or a broker coming up fixes it).
     reconnectOnConnackError: true,

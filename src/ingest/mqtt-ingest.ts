@@ -29,16 +29,34 @@ export interface MessageSource {
 /**
  * Messages through an MQTT client's subscription. mqtt.js reads no further message until `done`
  * (QoS 1: the PUBACK goes with it); handing it an error skips the PUBACK but keeps it reading.
- * Subscriptions are renewed on every reconnect by mqtt.js resubscribe.
+ *
+ * Subscribes on every CONNACK until the broker has granted the filters, and again whenever the broker
+ * lost the session (sessionPresent false). mqtt.js's own resubscribe is off (connection.ts): it fails a
+ * SUBSCRIBE queued before a refused CONNACK with "Connection closed" and never sends it again, so a
+ * daemon that started while the broker refused its credentials would never subscribe.
  */
 export function clientSource(client: MqttClient): MessageSource {
   return {
     listen(filters, handler, events) {
       client.handleMessage = (packet, done) => handler(packet.topic, packet.payload, packet.qos, done);
-      client.subscribe(Object.fromEntries(filters.map((f) => [f.filter, { qos: f.qos }])), (err) => {
-        if (err) events.onError(err);
-        else events.onSubscribed();
+      const request = Object.fromEntries(filters.map((f) => [f.filter, { qos: f.qos }]));
+      let granted = false;
+      const subscribe = (): void => {
+        client.subscribe(request, (err) => {
+          if (!err) {
+            granted = true;
+            events.onSubscribed();
+          } else if (typeof (err as { code?: unknown }).code === 'number') {
+            // A SUBACK reason code (e.g. not authorized): the broker answered, and asking again will not change it.
+            events.onError(err);
+          }
+          // Otherwise the connection went away first: the next CONNACK subscribes again.
+        });
+      };
+      client.on('connect', (connack) => {
+        if (!granted || !connack.sessionPresent) subscribe();
       });
+      if (client.connected) subscribe();
     },
   };
 }

@@ -204,11 +204,16 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     save: async () => {
       const proc = child as ChildProcess | null;
       if (!proc) throw new Error('mosquitto is not running');
+      // Mosquitto logs "Saving…" before it writes <db>.new and renames it over <db>: a SIGKILL right
+      // after the log line can land mid-write and keep the old file, so wait for the rename (a new inode).
+      const db = join(dir, PERSISTENCE_FILE);
+      const inode = (): number | null => (existsSync(db) ? statSync(db).ino : null);
+      const inodeBefore = inode();
       const before = (readLog().match(/Saving in-memory database/g) ?? []).length;
       proc.kill('SIGUSR1');
       const deadline = Date.now() + 5_000;
-      while ((readLog().match(/Saving in-memory database/g) ?? []).length <= before) {
-        if (Date.now() > deadline) throw new Error(`mosquitto did not log a save within 5 s\n${readLog()}`);
+      while ((readLog().match(/Saving in-memory database/g) ?? []).length <= before || inode() === inodeBefore || existsSync(`${db}.new`)) {
+        if (Date.now() > deadline) throw new Error(`mosquitto did not finish a save within 5 s\n${readLog()}`);
         await sleep(20);
       }
     },

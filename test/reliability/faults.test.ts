@@ -231,6 +231,31 @@ describe('faults through a real Mosquitto', () => {
     expect(await second.cli.exited).toBe(0);
   });
 
+  it('a broker that lost every session (restarted without persistence): the daemon subscribes again and scores new telemetry', async () => {
+    const bare = await startMosquitto({ persistence: false });
+    try {
+      const fx = daemonFixture('lost-session', {
+        broker: { url: bare.url, protocolVersion: 5, clientId: `sentinel-fault-lost-session-${process.pid}`, reconnectMinMs: 100, reconnectMaxMs: 400 },
+      });
+      const { cli, port } = await fx.start();
+      await bare.restart();
+      const reconnected = (): Array<Record<string, unknown>> => cli.logs().filter((l) => l.msg === 'connected to broker');
+      await waitFor(() => reconnected().length >= 2 && cli.logs().filter((l) => l.msg === 'subscribed').length >= 2, 15_000, 'subscribed again');
+      expect(reconnected()[1]).toMatchObject({ sessionPresent: false });
+      const readyz = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as Record<string, unknown>;
+      expect(readyz).toMatchObject({ ready: true, subscriptions: 'granted' });
+      const publisher = await mqtt.connectAsync(bare.url, { clientId: `pub-lost-session-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 });
+      clients.push(publisher);
+      const sim = new PumpSimulator({ seed: 9 });
+      const rows = 40;
+      await Promise.all(Array.from({ length: rows }, () => publisher.publishAsync(`${fx.prefix}/sensors/pump-ls/telemetry`, telemetry(sim), { qos: 1 })));
+      await waitForMetric(port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 15_000);
+      expect(await metric(port, 'sentinel_readings_queued_total')).toBe(rows);
+    } finally {
+      await bare.dispose();
+    }
+  });
+
   it('SIGTERM under load loses nothing accepted; the next run takes the rest from the session', async () => {
     const fx = daemonFixture('sigterm', { batch: { maxSize: 256, maxDelayMs: 5 } });
     const first = await fx.start();
