@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { alertEventId, alertSchema, type Alert } from '../../src/alert/alert.js';
+import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { MAX_TOPIC_BYTES } from '../../src/alert/publisher.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
+import { sampleAlert } from '../helpers/alert.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
@@ -111,20 +112,10 @@ async function readyz(port: number): Promise<{ status: number; body: Record<stri
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-function journaledAlert(streamId: string, n: number): Alert {
-  return {
-    eventId: alertEventId(streamId, 'raised', n, 'sha256:attack'),
-    type: 'raised',
-    streamId,
-    nodeName: 'attack-node',
-    recordTs: new Date(n).toISOString(),
-    detectedAt: new Date(n).toISOString(),
-    score: 9,
-    thresholds: { raise: 1, clear: 0.5 },
-    model: { name: 'earlier', version: 'sha256:attack' },
-    topChannels: [],
-  };
-}
+
+/** An alert an earlier run journaled (and never delivered). */
+const earlierAlert = (streamId: string, n: number): Alert =>
+  sampleAlert(n, streamId, { nodeName: 'attack-node', score: 9, thresholds: { raise: 1, clear: 0.5 }, model: { name: 'earlier', version: 'sha256:attack' } });
 
 const summary = (alerts: Alert[]): string[] => alerts.map((a) => `${a.type}:${a.streamId.slice(0, 24)}`);
 const undeliverable = (text: string): number => metricValue(text, 'sentinel_alerts_undeliverable_total');
@@ -171,7 +162,7 @@ describe('attack: the outbox disk', () => {
     const dir = join(disk.dir, 'restart');
     mkdirSync(dir);
     const fx = fixture('restart', join(dir, 'outbox.jsonl'));
-    const pending = [journaledAlert('pump-a', 1), journaledAlert('pump-b', 2)];
+    const pending = [earlierAlert('pump-a', 1), earlierAlert('pump-b', 2)];
     writeFileSync(fx.outboxPath, pending.map((a) => `${JSON.stringify({ add: a })}\n`).join(''));
     // No slack in the journal's last page, and no free page anywhere: not even a compaction fits.
     disk.padToPage(fx.outboxPath);
@@ -198,7 +189,7 @@ describe('attack: the outbox disk', () => {
 
   it('a poison alert in the journal (topic over 65,535 bytes, or a wildcard) is given up once: the daemon keeps running, the next start never sees it', async () => {
     const fx = fixture('poison', join(mkdtempSync(join(tmpdir(), 'sentinel-attack-poison-')), 'outbox.jsonl'));
-    const journal = [journaledAlert('pump-a', 1), journaledAlert('p'.repeat(MAX_TOPIC_BYTES), 2), journaledAlert('pump+b', 3), journaledAlert('pump-c', 4)];
+    const journal = [earlierAlert('pump-a', 1), earlierAlert('p'.repeat(MAX_TOPIC_BYTES), 2), earlierAlert('pump+b', 3), earlierAlert('pump-c', 4)];
     writeFileSync(fx.outboxPath, journal.map((a) => `${JSON.stringify({ add: a })}\n`).join(''));
     const alerts = await alertWatcher(fx.prefix);
 

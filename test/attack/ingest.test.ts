@@ -6,16 +6,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
 import { waitFor } from '../helpers/broker.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { attackConfig, BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon, type AttackDaemonOptions } from './support/daemon.js';
+import { attackConfig, BROKER_URL, expectUnharmed, type AttackDaemon } from './support/daemon.js';
+import { AttackClients, rssSampler, telemetry } from './support/clients.js';
 
 const WINDOW = 20;
 const MAX_TOPIC = 65_535;
@@ -25,57 +25,16 @@ const MiB = 1024 * 1024;
 
 /** A broker this file owns: no queue limit, so what a test floods it with all reaches the daemon. */
 let owned: MosquittoProcess;
-const daemons: AttackDaemon[] = [];
-const clients: MqttClient[] = [];
+const run = new AttackClients();
+const daemon = run.daemon.bind(run);
+const publisher = run.publisher.bind(run);
+const alertWatcher = run.alertWatcher.bind(run);
 
 beforeAll(async () => {
   owned = await startMosquitto({ persistence: false });
 });
-afterEach(async ({ task }) => {
-  // A failed test shows what its daemons said: the exit, stderr and the last log lines.
-  if (task.result?.state === 'fail') {
-    for (const d of daemons) console.log(`daemon ${d.prefix}: exit ${d.cli.child.exitCode} ${d.cli.child.signalCode}\n${d.cli.stderr()}\n${d.cli.stdout().slice(-3000)}`);
-  }
-  for (const d of daemons.splice(0)) if (d.cli.child.exitCode === null && d.cli.child.signalCode === null) d.cli.child.kill('SIGKILL');
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
+afterEach(async ({ task }) => run.cleanup(task.result?.state === 'fail'));
 afterAll(async () => owned?.dispose());
-
-async function daemon(name: string, overrides: Record<string, unknown> = {}, options: AttackDaemonOptions = {}): Promise<AttackDaemon> {
-  const d = await startAttackDaemon(name, overrides, options);
-  daemons.push(d);
-  return d;
-}
-
-/** A publisher with a persistent session: what it has not had acknowledged is sent again after a reconnect. */
-async function publisher(url: string, name: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(url, {
-    clientId: `pub-${name}-${process.pid}-${Date.now().toString(36)}`,
-    clean: false,
-    protocolVersion: 5,
-    properties: { sessionExpiryInterval: 120 },
-    reconnectPeriod: 100,
-  });
-  clients.push(client);
-  return client;
-}
-
-/** Collects every alert under `<prefix>/alerts/`, with the topic it came on. */
-async function alertWatcher(url: string, prefix: string): Promise<Array<{ topic: string; alert: Alert }>> {
-  const client = await mqtt.connectAsync(url, { clientId: `watch-${prefix}`, clean: true, protocolVersion: 5, reconnectPeriod: 100 });
-  clients.push(client);
-  const alerts: Array<{ topic: string; alert: Alert }> = [];
-  client.on('message', (topic, payload) => {
-    if (topic.startsWith(`${prefix}/alerts/`)) alerts.push({ topic, alert: alertSchema.parse(JSON.parse(payload.toString())) });
-  });
-  await client.subscribeAsync(`${prefix}/alerts/#`, { qos: 1 });
-  return alerts;
-}
-
-function telemetry(sim: PumpSimulator, ts?: number): string {
-  const r = sim.next();
-  return JSON.stringify({ ts: ts ?? r.ts, values: Object.fromEntries(sim.channels.map((c, i) => [c, r.values[i]])) });
-}
 
 /** A pump whose rows are stamped `rows` seconds up to now, with a spike the default model raises on. */
 function pumpUpToNow(seed: number, rows: number, spikeAt: number): PumpSimulator {
@@ -86,29 +45,6 @@ function pumpUpToNow(seed: number, rows: number, spikeAt: number): PumpSimulator
 /** Publishes `rows` readings of `sim` on `topic` at QoS 1 and waits for every PUBACK. */
 async function publishRows(client: MqttClient, topic: string, sim: PumpSimulator, rows: number): Promise<void> {
   await Promise.all(Array.from({ length: rows }, () => client.publishAsync(topic, telemetry(sim), { qos: 1 })));
-}
-
-/** Samples the daemon's RSS (process_resident_memory_bytes) every 200 ms until stopped; returns the peak. */
-function rssSampler(d: AttackDaemon): { stop(): Promise<number> } {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        peak = Math.max(peak, await d.metric('process_resident_memory_bytes'));
-      } catch {
-        // a scrape that failed while the daemon was busy: the next one counts
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return Math.max(peak, await d.metric('process_resident_memory_bytes'));
-    },
-  };
 }
 
 const rejected = (text: string, reason: string): number => metricValue(text, 'sentinel_readings_rejected_total', { reason });
@@ -332,8 +268,7 @@ async function restart(d: AttackDaemon): Promise<AttackDaemon> {
       return cli.exited;
     },
   };
-  daemons.push(again);
-  return again;
+  return run.track(again);
 }
 
 describe('timestamps from the far future (item 8)', () => {

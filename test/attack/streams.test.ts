@@ -3,14 +3,15 @@
  * future, long ids against the table's byte budget, and a flood of new ids squatting the table while
  * real streams report. Each test prints one JSON line of figures (`ATTACK {...}`).
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
 import { waitFor } from '../helpers/broker.js';
 import { metricValue, waitForMetric } from '../helpers/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon, type AttackDaemonOptions } from './support/daemon.js';
+import { BROKER_URL, expectUnharmed, type AttackDaemon } from './support/daemon.js';
+import { AttackClients, rssSampler, sleep, telemetry } from './support/clients.js';
+import type { Alert } from '../../src/alert/alert.js';
 
 const WINDOW = 20;
 const RSS_LIMIT = 250 * 1024 * 1024;
@@ -18,8 +19,10 @@ const MiB = 1024 * 1024;
 
 /** A broker this file owns: no queue limit, so a flood reaches the daemon whole rather than cut by the broker. */
 let owned: MosquittoProcess;
-const daemons: AttackDaemon[] = [];
-const clients: MqttClient[] = [];
+const run = new AttackClients();
+const daemon = run.daemon.bind(run);
+const publisher = run.publisher.bind(run);
+const alertWatcher = run.alertWatcher.bind(run);
 /** Stops the reporting loops a failed test left running. */
 const halts: Array<() => void> = [];
 
@@ -27,80 +30,15 @@ beforeAll(async () => {
   owned = await startMosquitto({ persistence: false });
 });
 afterEach(async ({ task }) => {
-  // A failed test shows what its daemons said: the exit, stderr and the last log lines.
-  if (task.result?.state === 'fail') {
-    for (const d of daemons) console.log(`daemon ${d.prefix}: exit ${d.cli.child.exitCode} ${d.cli.child.signalCode}\n${d.cli.stderr()}\n${d.cli.stdout().slice(-3000)}`);
-  }
   for (const halt of halts.splice(0)) halt();
-  for (const d of daemons.splice(0)) if (d.cli.child.exitCode === null && d.cli.child.signalCode === null) d.cli.child.kill('SIGKILL');
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  await run.cleanup(task.result?.state === 'fail');
 });
 afterAll(async () => owned?.dispose());
-
-async function daemon(name: string, overrides: Record<string, unknown> = {}, options: AttackDaemonOptions = {}): Promise<AttackDaemon> {
-  const d = await startAttackDaemon(name, overrides, options);
-  daemons.push(d);
-  return d;
-}
-
-/** A publisher with a persistent session: what it has not had acknowledged is sent again after a reconnect. */
-async function publisher(url: string, name: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(url, {
-    clientId: `pub-${name}-${process.pid}-${Date.now().toString(36)}`,
-    clean: false,
-    protocolVersion: 5,
-    properties: { sessionExpiryInterval: 120 },
-    reconnectPeriod: 100,
-  });
-  clients.push(client);
-  return client;
-}
-
-async function alertWatcher(url: string, prefix: string): Promise<Array<{ topic: string; alert: Alert; at: number }>> {
-  const client = await mqtt.connectAsync(url, { clientId: `watch-${prefix}`, clean: true, protocolVersion: 5, reconnectPeriod: 100 });
-  clients.push(client);
-  const alerts: Array<{ topic: string; alert: Alert; at: number }> = [];
-  client.on('message', (topic, payload) => {
-    if (topic.startsWith(`${prefix}/alerts/`)) alerts.push({ topic, alert: alertSchema.parse(JSON.parse(payload.toString())), at: Date.now() });
-  });
-  await client.subscribeAsync(`${prefix}/alerts/#`, { qos: 1 });
-  return alerts;
-}
-
-function telemetry(sim: PumpSimulator, ts?: number): string {
-  const r = sim.next();
-  return JSON.stringify({ ts: ts ?? r.ts, values: Object.fromEntries(sim.channels.map((c, i) => [c, r.values[i]])) });
-}
 
 /** Marks a publish's failure as handled (the test still awaits it): a test that fails midway leaves no unhandled rejection. */
 function quiet<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => {});
   return promise;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Samples the daemon's RSS (process_resident_memory_bytes) every 200 ms until stopped; returns the peak. */
-function rssSampler(d: AttackDaemon): { stop(): Promise<number> } {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        peak = Math.max(peak, await d.metric('process_resident_memory_bytes'));
-      } catch {
-        // a scrape that failed while the daemon was busy: the next one counts
-      }
-      await sleep(200);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return Math.max(peak, await d.metric('process_resident_memory_bytes'));
-    },
-  };
 }
 
 /**

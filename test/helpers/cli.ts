@@ -15,7 +15,11 @@ export interface CliProcess {
 
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return captureCli(spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Collects a spawned CLI's stdout, stderr, pino lines and exit code. */
+export function captureCli(child: ChildProcess): CliProcess {
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

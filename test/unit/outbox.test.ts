@@ -4,24 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alertEventId, type Alert } from '../../src/alert/alert.js';
+import type { Alert } from '../../src/alert/alert.js';
 import { AlertOutbox } from '../../src/alert/outbox.js';
+import { sampleAlert as alert } from '../helpers/alert.js';
 import { mountTmpfs, type Tmpfs } from '../attack/support/tmpfs.js';
 
-function alert(n: number, streamId = `s${n}`): Alert {
-  return {
-    eventId: alertEventId(`s${n}`, 'raised', n, 'sha256:x'),
-    type: 'raised',
-    streamId,
-    nodeName: 'n',
-    recordTs: new Date(n).toISOString(),
-    detectedAt: new Date(n).toISOString(),
-    score: n,
-    thresholds: { raise: 1, clear: 1 },
-    model: { name: 'm', version: 'sha256:x' },
-    topChannels: [],
-  };
-}
 
 const tempPath = (): string => join(mkdtempSync(join(tmpdir(), 'sentinel-outbox-')), 'sub', 'outbox.jsonl');
 const journalLines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);

@@ -8,28 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { ErrorWithReasonCode, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alertEventId, alertSchema, type Alert } from '../../src/alert/alert.js';
+import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { AlertOutbox } from '../../src/alert/outbox.js';
+import { sampleAlert as alert } from '../helpers/alert.js';
 import { MAX_TOPIC_BYTES, MqttAlertPublisher, alertTopic, topicProblem, type UndeliverableReason } from '../../src/alert/publisher.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
 import { mountTmpfs, type Tmpfs } from '../attack/support/tmpfs.js';
 
 const MQTT_URL = process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 
-function alert(n: number, streamId = `s${n}`): Alert {
-  return {
-    eventId: alertEventId(streamId, 'raised', n, 'sha256:x'),
-    type: 'raised',
-    streamId,
-    nodeName: 'n',
-    recordTs: new Date(n).toISOString(),
-    detectedAt: new Date(n).toISOString(),
-    score: n,
-    thresholds: { raise: 1, clear: 1 },
-    model: { name: 'm', version: 'sha256:x' },
-    topChannels: [],
-  };
-}
 
 describe('alertTopic / topicProblem', () => {
   it('measures the MQTT limit in UTF-8 bytes, not characters', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
 import { waitFor } from '../../helpers/broker.js';
-import { CLI, type CliProcess } from '../../helpers/cli.js';
+import { captureCli, CLI, type CliProcess } from '../../helpers/cli.js';
 import { metricValue, scrape } from '../../helpers/metrics.js';
 import { DEFAULT_MODEL } from '../../helpers/model.js';
 
@@ -60,18 +60,7 @@ export function attackConfig(prefix: string, dir: string, brokerUrl: string, ove
 function spawnCli(args: string[], options: AttackDaemonOptions): CliProcess {
   const node = [process.execPath, ...(options.nodeFlags ?? []), CLI, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   const command = options.maxOpenFiles === undefined ? `exec ${node}` : `ulimit -n ${options.maxOpenFiles} && exec ${node}`;
-  const child = spawn('bash', ['-c', command], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const logs = (): Array<Record<string, unknown>> =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { child, stdout: () => out, stderr: () => err, logs, exited };
+  return captureCli(spawn('bash', ['-c', command], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 /** Starts the daemon with a config of its own and waits until it is ready and connected. */
