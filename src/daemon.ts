@@ -4,18 +4,17 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { MqttClient } from 'mqtt';
-import { alertEventId, finiteScore, isoTime, topChannels, type Alert, type Status } from './alert/alert.js';
+import type { Alert, Status } from './alert/alert.js';
 import { AlertOutbox } from './alert/outbox.js';
 import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
 import { QueueAdmission, type Backlog } from './queue/admission.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
-import type { ClosedAlert } from './decide/hysteresis.js';
 import { brokerLog, connectBroker, maximumPacketSizeFor, secretScrubber } from './broker/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { HysteresisDecider } from './decide/hysteresis.js';
+import { DecisionStage } from './decide/decision-stage.js';
 import { MqttIngest, clientSource, inProcessSource, type ReadingSink } from './ingest/mqtt-ingest.js';
 import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
@@ -73,7 +72,7 @@ export class Daemon implements ReadingSink {
   private queue!: BoundedQueue<Reading>;
   private windows!: WindowStore;
   private batcher!: MicroBatcher;
-  private decider!: HysteresisDecider;
+  private decisions!: DecisionStage;
   private alerts!: AlertSink;
   private outbox: AlertOutbox | null = null;
   private watcher: ModelWatcher | null = null;
@@ -212,9 +211,17 @@ export class Daemon implements ReadingSink {
       futureRowToleranceMs: config.window.futureRowToleranceMs,
       normalization: manifest.normalization,
       // Only stale streams make room, and a stale stream's alert was closed when it went stale.
-      onEvicted: (streamId) => this.decider.forget(streamId),
+      onEvicted: (streamId) => this.decisions.forget(streamId),
     });
-    this.decider = new HysteresisDecider(manifest.policy);
+    this.decisions = new DecisionStage(
+      manifest,
+      { nodeName: config.nodeName, topChannels: config.alert.topChannels },
+      {
+        onAlert: (alert) => this.emit(alert),
+        onSaturated: () => this.metrics.scoresSaturated.inc(),
+        onError: (err) => this.internalError('decide', err),
+      },
+    );
     this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
       onScored: (result) => this.onScored(result),
       onFailed: (batch, err) => this.onBatchFailed(batch, err),
@@ -392,8 +399,8 @@ export class Daemon implements ReadingSink {
       log.warn({ model: next.manifest.name, version: next.manifest.version, problem }, 'new model refused: it does not fit the running pipeline (restart to change shape); the old one keeps serving');
       return 'refused';
     }
+    // Batches already scored by the old model are still judged by its policy (DecisionStage takes it per batch).
     this.batcher.swapScorer(next);
-    this.decider.setPolicy(next.manifest.policy);
     this.scorer = next;
     metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
     metrics.modelSwaps.labels('swapped').inc();
@@ -451,45 +458,9 @@ export class Daemon implements ReadingSink {
     metrics.batchSize.observe(batch.size);
     metrics.inferenceDuration.observe(inferenceSeconds);
     metrics.windowsScored.inc(batch.size);
-    for (let i = 0; i < batch.size; i++) {
-      metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
-      // One window that trips a bug must not cost the rest of the batch their decisions.
-      try {
-        this.decideWindow(batch, output, scorer, i);
-      } catch (err) {
-        this.internalError('decide', err);
-      }
-    }
-    metrics.alertsActive.set(this.decider.activeAlerts);
-  }
-
-  private decideWindow(batch: WindowBatch, output: BatchResult['output'], scorer: Scorer, i: number): void {
-    const { manifest } = scorer;
-    const streamId = batch.streamIds[i] as string;
-    const ts = batch.ts[i] as number;
-    const raw = output.scores[i] as number;
-    // Extreme readings overflow float32 inside the model: off the scale is the most anomalous, not silence.
-    const score = finiteScore(raw);
-    if (score !== raw) this.metrics.scoresSaturated.inc();
-    const event = this.decider.decide(streamId, ts, score);
-    if (event === null) return;
-    const alert: Alert = {
-      eventId: alertEventId(streamId, event, ts, manifest.version),
-      type: event,
-      streamId,
-      nodeName: this.config.nodeName,
-      recordTs: isoTime(ts),
-      detectedAt: new Date().toISOString(),
-      score,
-      thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
-      model: { name: manifest.name, version: manifest.version },
-      topChannels: topChannels(manifest.channels, output.contributions, i * manifest.channels.length, this.config.alert.topChannels),
-    };
-    if (event === 'resolved') {
-      alert.peakScore = finiteScore(this.decider.peakScore(streamId));
-      alert.reason = 'score';
-    }
-    this.emit(alert);
+    for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
+    this.decisions.decideBatch(batch, output, scorer.manifest);
+    metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
   /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
@@ -500,28 +471,6 @@ export class Daemon implements ReadingSink {
       { eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, topChannels: alert.topChannels, ...(alert.reason ? { reason: alert.reason } : {}) },
       `alert ${alert.type}`,
     );
-  }
-
-  /**
-   * Publishes `resolved` for a stream whose alert closes without scores (it went silent or was evicted),
-   * so subscribers never hold an open alert for a sensor that stopped talking.
-   */
-  private closeSilent(streamId: string, reason: 'stale' | 'evicted', closed: ClosedAlert, ts: number): void {
-    const { manifest } = this.batcher.currentScorer;
-    this.emit({
-      eventId: alertEventId(streamId, `resolved:${reason}`, ts, manifest.version),
-      type: 'resolved',
-      streamId,
-      nodeName: this.config.nodeName,
-      recordTs: isoTime(ts),
-      detectedAt: new Date().toISOString(),
-      score: finiteScore(closed.last),
-      peakScore: finiteScore(closed.peak),
-      reason,
-      thresholds: { raise: manifest.policy.raiseThreshold, clear: manifest.policy.clearThreshold },
-      model: { name: manifest.name, version: manifest.version },
-      topChannels: [],
-    });
   }
 
   private onBatchFailed(batch: WindowBatch, err: Error): void {
@@ -573,15 +522,9 @@ export class Daemon implements ReadingSink {
   /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(): void {
     const { becameStale, evicted } = this.windows.sweep(performance.now());
-    for (const streamId of becameStale) {
-      const closed = this.decider.close(streamId);
-      if (closed !== null) this.closeSilent(streamId, 'stale', closed, this.windows.lastTsOf(streamId) ?? Date.now());
-    }
-    for (const streamId of evicted) {
-      const closed = this.decider.close(streamId);
-      if (closed !== null) this.closeSilent(streamId, 'evicted', closed, Date.now());
-      this.decider.forget(streamId);
-    }
+    const model = this.batcher.currentScorer.manifest;
+    for (const streamId of becameStale) this.decisions.closeSilent(streamId, 'stale', this.windows.lastTsOf(streamId) ?? Date.now(), model);
+    for (const streamId of evicted) this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
     this.limiter?.prune(Date.now());
     if (becameStale.length > 0) {
       this.metrics.dataGaps.inc(becameStale.length);
@@ -590,7 +533,7 @@ export class Daemon implements ReadingSink {
     if (evicted.length > 0) this.metrics.streamsEvicted.labels('idle').inc(evicted.length);
     this.metrics.streamsActive.set(this.windows.size);
     this.metrics.streamsStale.set(this.windows.staleCount);
-    this.metrics.alertsActive.set(this.decider.activeAlerts);
+    this.metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
   /** Totals since start, for the periodic summary line and the last line on stop. */

@@ -28,12 +28,8 @@ export class HysteresisDecider {
   private readonly streams = new Map<string, StreamDecisionState>();
   private raisedCount = 0;
 
-  constructor(private policy: DecisionPolicy) {}
-
-  /** A new model's policy applies from the next score on; stream states carry over. */
-  setPolicy(policy: DecisionPolicy): void {
-    this.policy = policy;
-  }
+  /** `policy` judges scores given without one of their own. */
+  constructor(private readonly policy: DecisionPolicy) {}
 
   get activeAlerts(): number {
     return this.raisedCount;
@@ -52,9 +48,12 @@ export class HysteresisDecider {
     return this.streams.get(streamId)?.peak ?? Number.NaN;
   }
 
-  /** Applies one score (record time `ts`, epoch ms) and returns the event it causes, if any. */
-  decide(streamId: string, ts: number, score: number): DecisionEvent | null {
-    const p = this.policy;
+  /**
+   * Applies one score (record time `ts`, epoch ms) and returns the event it causes, if any. `p` is the
+   * policy of the model that produced the score: across a model swap, a batch scored by the old model
+   * is judged by the old model's thresholds. Stream states carry over from one model to the next.
+   */
+  decide(streamId: string, ts: number, score: number, p: DecisionPolicy = this.policy): DecisionEvent | null {
     // NaN never counts as above: a broken score must not raise alerts.
     const above = score >= p.raiseThreshold;
     let state = this.streams.get(streamId);
