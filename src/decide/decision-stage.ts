@@ -22,6 +22,12 @@ export interface DecisionHooks {
   onSaturated(): void;
   /** A bug while deciding one window: that window's decision is lost, never the rest of the batch. */
   onError(err: unknown): void;
+  /**
+   * Every window's decision, in order: its index in the batch, the score as reported, and whether its
+   * stream's alert is open afterwards. For drivers that follow each window (evaluation); the daemon
+   * leaves it unset, so it costs nothing there.
+   */
+  onDecided?(index: number, score: number, raised: boolean): void;
 }
 
 /** Why an alert was closed without a score below the clear threshold. */
@@ -78,6 +84,7 @@ export class DecisionStage {
     const score = finiteScore(raw);
     if (score !== raw) this.hooks.onSaturated();
     const event = this.decider.decide(streamId, ts, score, model.policy);
+    this.hooks.onDecided?.(i, score, this.decider.isRaised(streamId));
     if (event === null) return;
     const alert: Alert = {
       eventId: alertEventId(streamId, event, ts, model.version),

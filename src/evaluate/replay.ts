@@ -1,9 +1,11 @@
 /**
- * Replays a recorded table through the daemon's own window store, scorer and hysteresis decider, row
- * by row in time order, and counts point-wise hits against a label column.
+ * Replays a recorded table through the daemon's own stages — window store, micro-batcher, model and
+ * decision stage — row by row in time order, and counts point-wise hits against a label column. One
+ * pipeline, two drivers: the daemon feeds these stages from MQTT, this feeds them from a table.
  */
+import { MicroBatcher } from '../batch/micro-batcher.js';
 import { channelColumn, type Table } from '../data/table.js';
-import { HysteresisDecider } from '../decide/hysteresis.js';
+import { DecisionStage } from '../decide/decision-stage.js';
 import type { Reading } from '../ingest/reading.js';
 import type { Scorer } from '../model/scorer.js';
 import { WindowStore } from '../window/window-store.js';
@@ -18,18 +20,18 @@ export interface ReplayResult {
 }
 
 export interface ReplayOptions {
-  /** Windows per model run; the scores do not depend on it. */
+  /** Most windows per model run; the scores do not depend on it. */
   batchSize?: number;
 }
 
 const REPLAY_STREAM = 'replay';
+/** Batches go when full or when the run before them ends, never by a timer (setTimeout's longest delay). */
+const NO_DELAY_LIMIT = 2_147_483_647;
 
 export async function replayTable(scorer: Scorer, table: Table, options: ReplayOptions = {}): Promise<ReplayResult> {
   const { manifest } = scorer;
   const columns = manifest.channels.map((name) => channelColumn(table, name));
   const channels = columns.length;
-  const batchSize = options.batchSize ?? 1024;
-  const windowValues = manifest.window * channels;
   const windows = new WindowStore({
     window: manifest.window,
     channels,
@@ -39,50 +41,78 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     idleTtlMs: Number.POSITIVE_INFINITY,
     normalization: manifest.normalization,
   });
-  const decider = new HysteresisDecider(manifest.policy);
   const scores = new Float32Array(table.rows).fill(Number.NaN);
-  const anomaly = new Uint8Array(table.rows);
-  const input = new Float32Array(batchSize * windowValues);
-  const slotRow = new Int32Array(batchSize);
-  const rowTs = new Float64Array(table.rows);
-  let slots = 0;
-  let decidedUpTo = 0;
-  let rejectedRows = 0;
+  // Per row: 0 no window decided there, 1 decided and left closed, 2 decided and left raised.
+  const decided = new Uint8Array(table.rows);
+  // The rows whose windows were handed to the batcher and not yet decided, oldest first.
+  const pendingRows: number[] = [];
+  let pendingHead = 0;
+  let failure: Error | null = null;
+  let batchStart = 0;
 
-  const decideUpTo = (endRow: number, batchScores: Float32Array | null): void => {
-    let slot = 0;
-    for (let row = decidedUpTo; row < endRow; row++) {
-      if (batchScores !== null && slot < slots && slotRow[slot] === row) {
-        const score = batchScores[slot++] as number;
+  const decisions = new DecisionStage(
+    manifest,
+    { nodeName: 'replay', topChannels: 0 },
+    {
+      onAlert: () => {},
+      onSaturated: () => {},
+      onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
+      onDecided: (index, score, raised) => {
+        const row = pendingRows[batchStart + index] as number;
         scores[row] = score;
-        decider.decide(REPLAY_STREAM, rowTs[row] as number, score);
-      }
-      anomaly[row] = decider.isRaised(REPLAY_STREAM) ? 1 : 0;
-    }
-    decidedUpTo = endRow;
-  };
-  const flush = async (endRow: number): Promise<void> => {
-    const out = slots > 0 ? await scorer.score(input, slots) : null;
-    decideUpTo(endRow, out?.scores ?? null);
-    slots = 0;
-  };
+        decided[row] = raised ? 2 : 1;
+      },
+    },
+  );
+  let capacity: (() => void) | null = null;
+  const batcher = new MicroBatcher(
+    scorer,
+    windows,
+    { maxSize: Math.max(1, options.batchSize ?? 1024), maxDelayMs: NO_DELAY_LIMIT },
+    {
+      onScored: ({ batch, output, scorer: by }) => {
+        batchStart = pendingHead;
+        decisions.decideBatch(batch, output, by.manifest);
+        pendingHead += batch.size;
+      },
+      onFailed: (batch, err) => {
+        failure ??= err;
+        pendingHead += batch.size;
+      },
+      onCapacity: () => {
+        const resume = capacity;
+        capacity = null;
+        resume?.();
+      },
+      onError: (err) => (failure ??= err),
+    },
+  );
 
-  for (let row = 0; row < table.rows; row++) {
+  let rejectedRows = 0;
+  for (let row = 0; row < table.rows && failure === null; row++) {
     const values = new Float32Array(channels);
     for (let c = 0; c < channels; c++) values[c] = (columns[c] as Float64Array)[row] as number;
     const ts = table.timestamps ? (table.timestamps[row] as number) : row;
-    rowTs[row] = ts;
     const reading: Reading = { streamId: REPLAY_STREAM, ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values };
     const outcome = windows.push(reading, 0);
     if (typeof outcome === 'number') {
-      windows.copyWindow(outcome, input, slots * windowValues);
-      slotRow[slots++] = row;
-      if (slots === batchSize) await flush(row + 1);
+      while (!batcher.canAccept()) await new Promise<void>((resolve) => (capacity = resolve));
+      pendingRows.push(row);
+      batcher.add(outcome);
     } else if (outcome !== 'filling') {
       rejectedRows++;
     }
   }
-  await flush(table.rows);
+  await batcher.drain();
+  if (failure !== null) throw failure;
+
+  // A row without a window of its own keeps the state the last decision left.
+  const anomaly = new Uint8Array(table.rows);
+  let raised = 0;
+  for (let row = 0; row < table.rows; row++) {
+    if (decided[row] !== 0) raised = decided[row] === 2 ? 1 : 0;
+    anomaly[row] = raised;
+  }
   return { scores, anomaly, rejectedRows };
 }
 
