@@ -18,7 +18,7 @@ import { loadModel, type ExecutionProvider, type Scorer } from '../src/model/sco
 import { createLogger } from '../src/observe/log.js';
 import { PumpSimulator, type FaultPlan } from '../src/sim/pump.js';
 import { median } from './report.js';
-import { cpuSeconds } from './lib/proc.js';
+import { cpuSeconds } from '../test/support/proc.js';
 
 const MODEL = 'models/default.onnx';
 const outDir = process.env.BENCH_GPU_OUT ?? 'bench/results';

@@ -4,9 +4,9 @@ import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput, SubscriptionConfig } from '../../src/config/schema.js';
-import { getText } from './http.js';
+import { getText } from '../../test/support/http.js';
 import { MetricsSnapshot } from './prometheus.js';
-import { freePort, sleep, waitUntil } from './proc.js';
+import { freePort, sleep, waitUntil } from '../../test/support/proc.js';
 
 export const CLI = resolve('dist/cli/main.js');
 

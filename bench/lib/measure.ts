@@ -5,7 +5,7 @@
 import { Agent, type PublisherJob, type PublisherResult, type SubscriberJob, type SubscriberStats } from './agent.js';
 import type { DaemonProcess } from './daemon.js';
 import type { MetricsSnapshot } from './prometheus.js';
-import { cpuSeconds, sleep } from './proc.js';
+import { cpuSeconds, sleep } from '../../test/support/proc.js';
 
 export interface Consumer {
   pid: number;

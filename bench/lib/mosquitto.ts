@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { freePort, sleep } from './proc.js';
+import { freePort, sleep } from '../../test/support/proc.js';
 
 export interface BrokerProcess {
   url: string;

@@ -8,7 +8,7 @@ import type { BenchContext } from '../context.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { startPublisher } from '../lib/measure.js';
 import { histogramBetween, percentile, type HistogramSummary } from '../lib/prometheus.js';
-import { cpuSeconds, sleep, waitUntil } from '../lib/proc.js';
+import { cpuSeconds, sleep, waitUntil } from '../../test/support/proc.js';
 import { probePayload } from './throughput.js';
 
 export interface LatencyResults {

@@ -13,7 +13,7 @@ import { writeModelFiles } from '../../src/train/write-model.js';
 import type { BenchContext } from '../context.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';
-import { memory, sleep } from '../lib/proc.js';
+import { memory, sleep } from '../../test/support/proc.js';
 
 export const MEMORY_WINDOW = 32;
 

@@ -14,7 +14,7 @@ import { ATTRIBUTE_INT, ONNX_IR_VERSION, ONNX_OPSET, TENSOR_FLOAT, TENSOR_INT64,
 import { trainModel } from '../../src/train/trainer.js';
 import { scoreWindows } from '../../src/train/window-pca.js';
 import type { BenchContext } from '../context.js';
-import { cpuSeconds } from '../lib/proc.js';
+import { cpuSeconds } from '../../test/support/proc.js';
 import { median } from '../report.js';
 
 export interface SpeedFigure {

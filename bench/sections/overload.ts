@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { BenchContext } from '../context.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';
-import { dutyCycle } from '../lib/proc.js';
+import { dutyCycle } from '../../test/support/proc.js';
 import { probePayload } from './throughput.js';
 
 export interface OverloadResults {

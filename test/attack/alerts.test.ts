@@ -9,12 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, SATURATED, type Alert } from '../../src/alert/alert.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from './support/daemon.js';
+import { waitFor } from '../support/broker.js';
+import { startCli, type CliProcess } from '../support/cli.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
 
 const WINDOW = 20;
 const CHANNELS = ['vibration', 'current', 'pressure', 'temperature', 'flow'];

@@ -13,12 +13,12 @@ import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { MAX_TOPIC_BYTES } from '../../src/alert/publisher.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { sampleAlert } from '../helpers/alert.js';
-import { uniquePrefix, waitFor } from '../helpers/broker.js';
-import { startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
-import { mountTmpfs, type Tmpfs } from './support/tmpfs.js';
+import { sampleAlert } from '../support/alert.js';
+import { uniquePrefix, waitFor } from '../support/broker.js';
+import { startCli, type CliProcess } from '../support/cli.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
+import { mountTmpfs, type Tmpfs } from '../support/tmpfs.js';
 
 const MQTT_URL = process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 

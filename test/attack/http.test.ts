@@ -10,13 +10,12 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { getText } from '../../bench/lib/http.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { connectClient, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
-import { eventually, rawRequest, slowloris, type SlowlorisResult } from './support/http.js';
+import { connectClient, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
+import { startCli, type CliProcess } from '../support/cli.js';
+import { metricValue, scrape } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
+import { eventually, getText, rawRequest, slowloris, type SlowlorisResult } from '../support/http.js';
 
 const broker: TestBroker = { url: process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883', protocolVersion: 5, stop: async () => {} };
 const HEADERS_TIMEOUT_MS = 1_000;

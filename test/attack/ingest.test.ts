@@ -10,12 +10,12 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { runCli, startCli } from '../helpers/cli.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { attackConfig, BROKER_URL, expectUnharmed, type AttackDaemon } from './support/daemon.js';
-import { AttackClients, rssSampler, telemetry } from './support/clients.js';
+import { waitFor } from '../support/broker.js';
+import { runCli, startCli } from '../support/cli.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { attackConfig, BROKER_URL, expectUnharmed, type AttackDaemon } from '../support/attack-daemon.js';
+import { AttackClients, rssSampler, telemetry } from '../support/clients.js';
 
 const WINDOW = 20;
 const MAX_TOPIC = 65_535;

@@ -13,8 +13,8 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectReasons, type RejectReason } from '../../src/ingest/reading.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from './support/daemon.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
 
 const CHANNELS = ['vibration', 'current', 'pressure', 'temperature', 'flow'];
 const WINDOW = 20;

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { waitFor } from '../helpers/broker.js';
-import { runCli, startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { attackConfig } from './support/daemon.js';
+import { waitFor } from '../support/broker.js';
+import { runCli, startCli, type CliProcess } from '../support/cli.js';
+import { metricValue, scrape } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { attackConfig } from '../support/attack-daemon.js';
 
 /** A token no log line can hold by chance: each password carries one, and it must never be printed. */
 const token = (): string => Math.random().toString(36).slice(2, 12);

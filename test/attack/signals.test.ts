@@ -9,10 +9,10 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { metricValue, waitForMetric } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from './support/daemon.js';
+import { waitFor } from '../support/broker.js';
+import { metricValue, waitForMetric } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
 
 const WINDOW = 20;
 const SHUTTING_DOWN = 'shutting down: stopping intake and draining';

@@ -6,11 +6,12 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { metricValue, waitForMetric } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { BROKER_URL, expectUnharmed, type AttackDaemon } from './support/daemon.js';
-import { AttackClients, rssSampler, sleep, telemetry } from './support/clients.js';
+import { waitFor } from '../support/broker.js';
+import { metricValue, waitForMetric } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { BROKER_URL, expectUnharmed, type AttackDaemon } from '../support/attack-daemon.js';
+import { AttackClients, rssSampler, telemetry } from '../support/clients.js';
+import { sleep } from '../support/proc.js';
 import type { Alert } from '../../src/alert/alert.js';
 
 const WINDOW = 20;

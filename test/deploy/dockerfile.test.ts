@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeServer } from '../../src/observe/probe-server.js';
-import { repoRoot } from './helpers.js';
+import { repoRoot } from '../support/deploy.js';
 
 const text = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
 const dockerfile = DockerfileParser.parse(text);
@@ -279,7 +279,7 @@ describe('.dockerignore', () => {
   });
 
   it('keeps the context small: no node_modules, build output, tests, git or secrets', () => {
-    for (const path of ['node_modules/onnxruntime-node/package.json', 'dist/cli/main.js', 'test/deploy/helpers.ts', '.git/HEAD', 'k8s/base/daemonset.yaml', 'bench/x.ts', '.env', 'models/README.md']) {
+    for (const path of ['node_modules/onnxruntime-node/package.json', 'dist/cli/main.js', 'test/support/deploy.ts', '.git/HEAD', 'k8s/base/daemonset.yaml', 'bench/x.ts', '.env', 'models/README.md']) {
       expect(ignored(patterns, path), path).toBe(true);
     }
   });

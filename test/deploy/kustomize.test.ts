@@ -13,8 +13,8 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { applyEnv, validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { prometheusRuleSchema, serviceMonitorSchema } from './crd-schemas.js';
-import { findObject, hasTool, kustomize, type K8sObject } from './helpers.js';
+import { prometheusRuleSchema, serviceMonitorSchema } from '../support/crd-schemas.js';
+import { findObject, hasTool, kustomize, type K8sObject } from '../support/deploy.js';
 
 const overlays = ['cpu', 'gpu'] as const;
 type Overlay = (typeof overlays)[number];

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prometheusRuleSchema } from './crd-schemas.js';
-import { findObject, hasTool, kustomize, metricNames, repoRoot, run, scrapeLiveDaemon, type LiveMetrics } from './helpers.js';
+import { prometheusRuleSchema } from '../support/crd-schemas.js';
+import { findObject, hasTool, kustomize, metricNames, repoRoot, run, scrapeLiveDaemon, type LiveMetrics } from '../support/deploy.js';
 
 const promtool = hasTool('promtool');
 const kubectl = hasTool('kubectl');

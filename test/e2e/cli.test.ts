@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { startCli, runCli } from '../helpers/cli.js';
-import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { metricValue, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
+import { startCli, runCli } from '../support/cli.js';
+import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
+import { metricValue, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
 
 let broker: TestBroker;
 beforeAll(async () => {

@@ -10,9 +10,9 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
+import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
 
 let broker: TestBroker;
 let publisher: MqttClient;

@@ -9,9 +9,9 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { connectClient, waitFor } from '../helpers/broker.js';
-import { metricValue, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
+import { connectClient, waitFor } from '../support/broker.js';
+import { metricValue, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
 
 const silent = createLogger('silent');
 

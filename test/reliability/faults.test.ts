@@ -11,11 +11,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { startCli, type CliProcess } from '../helpers/cli.js';
-import { metricValue, scrape, waitForMetric } from '../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
+import { waitFor } from '../support/broker.js';
+import { startCli, type CliProcess } from '../support/cli.js';
+import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 
 const WINDOW = 20;
 let broker: MosquittoProcess;

@@ -7,9 +7,9 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectReasons, type RejectReason } from '../../src/ingest/reading.js';
-import { startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { metricValue } from '../helpers/metrics.js';
-import { startCapturedDaemon, type CapturedDaemon } from './support/daemon.js';
+import { startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
+import { metricValue } from '../support/metrics.js';
+import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
 
 const CHANNELS = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { channels: string[]; window: number }).channels;
 const WINDOW = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number }).window;

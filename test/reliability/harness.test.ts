@@ -3,8 +3,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/broker.js';
-import { PERSISTENCE_FILE, startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
+import { waitFor } from '../support/broker.js';
+import { PERSISTENCE_FILE, startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 
 let broker: MosquittoProcess;
 

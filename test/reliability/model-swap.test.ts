@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestPathFor } from '../../src/model/manifest.js';
-import { uniquePrefix, waitFor } from '../helpers/broker.js';
-import { metricValue } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { startCapturedDaemon, type CapturedDaemon } from './support/daemon.js';
-import { collector, corruptModel, placeModel, settledRssMb, SteadyStream, trainPumpModel, type ModelFiles } from './support/swap.js';
+import { uniquePrefix, waitFor } from '../support/broker.js';
+import { metricValue } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
+import { collector, corruptModel, placeModel, settledRssMb, SteadyStream, trainPumpModel, type ModelFiles } from '../support/swap.js';
 
 const WINDOW = 20;
 let broker: MosquittoProcess;

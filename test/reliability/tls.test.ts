@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PumpSimulator } from '../../src/sim/pump.js';
-import { waitFor } from '../helpers/broker.js';
-import { runCli, startCli } from '../helpers/cli.js';
-import { metricValue } from '../helpers/metrics.js';
-import { startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
-import { makePki, type TestPki } from './support/certs.js';
-import { startCapturedDaemon, type CapturedDaemon } from './support/daemon.js';
+import { waitFor } from '../support/broker.js';
+import { runCli, startCli } from '../support/cli.js';
+import { metricValue } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { makePki, type TestPki } from '../support/certs.js';
+import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
 
 const PASSWORD = `pw-${Math.random().toString(36).slice(2)}-S3cr3t`;
 const WRONG_PASSWORD = `wrong-${Math.random().toString(36).slice(2)}`;

@@ -3,7 +3,7 @@ import { MicroBatcher, type BatchResult } from '../../src/batch/micro-batcher.js
 import type { Reading } from '../../src/ingest/reading.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
 import { WindowStore, type StreamSlot } from '../../src/window/window-store.js';
-import { trainSineModel } from '../helpers/model.js';
+import { trainSineModel } from '../support/model.js';
 
 let scorer: Scorer;
 beforeAll(async () => {

@@ -8,7 +8,7 @@ import { countConfusion, replayTable, report } from '../../src/evaluate/replay.j
 import { evaluateSkab } from '../../src/evaluate/skab.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
 import { simulateCsv } from '../../src/sim/record.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
+import { DEFAULT_MODEL } from '../support/model.js';
 
 const faults = [
   { kind: 'spike' as const, channel: 1, start: 150, length: 20 },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel, ModelError, type LoadModelOptions } from '../../src/model/scorer.js';
-import { DEFAULT_MODEL } from '../helpers/model.js';
+import { DEFAULT_MODEL } from '../support/model.js';
 
 const options: LoadModelOptions = { executionProviders: ['cpu'], intraOpThreads: 1, warmupRuns: 2, maxBatch: 16 };
 

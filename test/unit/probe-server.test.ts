@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SentinelMetrics } from '../../src/observe/metrics.js';
 import { ProbeServer, splitTarget, type ProbeOptions, type ProbeRejectReason, type Readiness } from '../../src/observe/probe-server.js';
-import { completeHeld, eventually, holdPartial, rawRequest, type HeldSocket } from '../attack/support/http.js';
+import { completeHeld, eventually, holdPartial, rawRequest, type HeldSocket } from '../support/http.js';
 
 interface Probe {
   server: ProbeServer;

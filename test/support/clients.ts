@@ -4,9 +4,10 @@
  * alert watcher, telemetry rows and an RSS sampler.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { alertSchema, type Alert } from '../../../src/alert/alert.js';
-import type { PumpSimulator } from '../../../src/sim/pump.js';
-import { startAttackDaemon, type AttackDaemon, type AttackDaemonOptions } from './daemon.js';
+import { alertSchema, type Alert } from '../../src/alert/alert.js';
+import type { PumpSimulator } from '../../src/sim/pump.js';
+import { startAttackDaemon, type AttackDaemon, type AttackDaemonOptions } from './attack-daemon.js';
+import { sleep } from './proc.js';
 
 export interface SeenAlert {
   topic: string;
@@ -69,8 +70,6 @@ export function telemetry(sim: PumpSimulator, ts?: number): string {
   const r = sim.next();
   return JSON.stringify({ ts: ts ?? r.ts, values: Object.fromEntries(sim.channels.map((c, i) => [c, r.values[i]])) });
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Samples the daemon's RSS (process_resident_memory_bytes) every 200 ms until stopped; returns the peak. */
 export function rssSampler(d: AttackDaemon): { stop(): Promise<number> } {

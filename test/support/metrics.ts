@@ -1,5 +1,5 @@
 /** Reads a Prometheus text exposition into numbers a test can assert on. */
-import { getText } from '../../bench/lib/http.js';
+import { getText } from './http.js';
 import { waitFor } from './broker.js';
 
 /** GET /metrics (on a fresh connection: see getText). */

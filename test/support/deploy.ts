@@ -6,7 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
-import { connectClient, waitFor } from '../helpers/broker.js';
+import { connectClient, waitFor } from './broker.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 

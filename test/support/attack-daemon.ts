@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
-import { waitFor } from '../../helpers/broker.js';
-import { captureCli, CLI, type CliProcess } from '../../helpers/cli.js';
-import { metricValue, scrape } from '../../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../../helpers/model.js';
+import { waitFor } from './broker.js';
+import { captureCli, CLI, type CliProcess } from './cli.js';
+import { metricValue, scrape } from './metrics.js';
+import { DEFAULT_MODEL } from './model.js';
 
 export const BROKER_URL = process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 

@@ -4,12 +4,13 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { MqttClient } from 'mqtt';
-import { parseTable } from '../../../src/data/table.js';
-import type { Manifest } from '../../../src/model/manifest.js';
-import { PumpSimulator } from '../../../src/sim/pump.js';
-import { simulateCsv } from '../../../src/sim/record.js';
-import { trainModel } from '../../../src/train/trainer.js';
-import { writeModelFiles } from '../../../src/train/write-model.js';
+import { parseTable } from '../../src/data/table.js';
+import type { Manifest } from '../../src/model/manifest.js';
+import { PumpSimulator } from '../../src/sim/pump.js';
+import { simulateCsv } from '../../src/sim/record.js';
+import { trainModel } from '../../src/train/trainer.js';
+import { writeModelFiles } from '../../src/train/write-model.js';
+import { sleep } from './proc.js';
 
 export interface ModelFiles {
   onnx: Uint8Array;
@@ -84,8 +85,6 @@ export function collector(): (() => void) | null {
   }
   return gcFn;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** This process's RSS in MB: after a full GC when one is available, the median of five samples either way. */
 export async function settledRssMb(): Promise<number> {

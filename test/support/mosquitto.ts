@@ -4,6 +4,7 @@ import { chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdir
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep } from './proc.js';
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 
@@ -54,19 +55,6 @@ export interface MosquittoProcess {
   dispose(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Mosquitto started as root drops to the `mosquitto` user: everything it opens after that must be that user's. */
 function brokerUser(): { uid: number; gid: number } | null {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
@@ -92,8 +80,6 @@ function canConnect(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<MosquittoProcess> {
   if (!existsSync(MOSQUITTO_BIN)) throw new Error(`${MOSQUITTO_BIN} not found: install mosquitto (apt-get install mosquitto) or set MOSQUITTO_BIN`);

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { validateConfig } from '../../../src/config/load.js';
-import type { ConfigInput } from '../../../src/config/schema.js';
-import { Daemon } from '../../../src/daemon.js';
-import { createLogger } from '../../../src/observe/log.js';
-import { scrape, waitForMetric } from '../../helpers/metrics.js';
-import { DEFAULT_MODEL } from '../../helpers/model.js';
+import { validateConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { Daemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/observe/log.js';
+import { scrape, waitForMetric } from './metrics.js';
+import { DEFAULT_MODEL } from './model.js';
 
 export interface CapturedDaemon {
   daemon: Daemon;

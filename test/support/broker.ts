@@ -1,6 +1,7 @@
 /** The broker integration tests talk to: Mosquitto at SENTINEL_TEST_MQTT_URL (CI), else an in-process aedes. */
 import mqtt, { type MqttClient } from 'mqtt';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/embedded.js';
+import { waitUntil } from './proc.js';
 
 export interface TestBroker {
   url: string;
@@ -25,10 +26,7 @@ export function uniquePrefix(name: string): string {
   return `t${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/${name}`;
 }
 
-export async function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** Polls a synchronous `condition` every 20 ms (waitUntil with the tests' defaults). */
+export function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  return waitUntil(condition, timeoutMs, what, 20);
 }

@@ -1,4 +1,4 @@
-/** Process accounting from /proc: CPU seconds (user + system, all threads) and resident memory of a child. */
+/** Child processes for the bench and the tests: CPU seconds and resident memory from /proc, a SIGSTOP duty cycle, free ports, polling. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
