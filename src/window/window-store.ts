@@ -213,13 +213,15 @@ export class WindowStore {
       this.restart(slot);
       this.gapsClosed++;
     }
+    // Any message means the stream is talking, even one rejected for order (a redelivery): silence, and
+    // so a data gap, is counted from it. Otherwise the gap it just closed would be reported again.
+    slab.lastSeen[i] = now;
     const lastTs = slab.lastTs[i] as number;
     if (reading.tsFromPayload && reading.ts <= lastTs) {
       if (lastTs <= Date.now() + this.futureRowToleranceMs) return reading.ts === lastTs ? 'duplicate' : 'out_of_order';
       // The newest row came from the future: it, not this reading, is what is wrong.
       this.clockStep(slot);
     }
-    slab.lastSeen[i] = now;
     if (reading.values !== null) return this.commit(slot, reading.values, reading.ts, reading.receivedAt);
     if (this.options.channels === 1) {
       this.single[0] = reading.value;

@@ -246,6 +246,17 @@ describe('window store eviction when the table is full', () => {
     expect(store.lastTsOf('c')).toBe(1);
   });
 
+  it('a redelivered reading ends a gap once: the stream counts as seen, so the next sweep does not report it again', () => {
+    const store = new WindowStore({ ...single, staleAfterMs: 100, idleTtlMs: 60_000 });
+    store.push(one('a', 10), 0);
+    expect(store.sweep(150).becameStale).toEqual(['a']);
+    expect(store.push(one('a', 10), 160)).toBe('duplicate');
+    expect(store.gapsClosed).toBe(1);
+    expect(store.staleCount).toBe(0);
+    expect(store.sweep(170).becameStale).toEqual([]);
+    expect(store.sweep(260).becameStale).toEqual(['a']);
+  });
+
   it('orders stale streams by silence, not by when they joined the table', () => {
     const evicted: string[] = [];
     const store = new WindowStore({ ...single, maxStreams: 2, staleAfterMs: 1000, idleTtlMs: 60_000, onEvicted: (id) => evicted.push(id) });
