@@ -3,16 +3,13 @@
  * the lifecycle (start in data-path order, stop intake first and flush outputs last).
  */
 import cron, { type ScheduledTask } from 'node-cron';
-import type { MqttClient } from 'mqtt';
-import type { Alert, Status } from './alert/alert.js';
-import { AlertOutbox } from './alert/outbox.js';
-import { MqttAlertPublisher, publishStatus, statusTopic, type AlertSink } from './alert/publisher.js';
+import type { Status } from './alert/alert.js';
+import { AlertStage } from './alert/alert-stage.js';
+import { MAX_TOPIC_BYTES } from './alert/publisher.js';
+import { BrokerLink } from './broker/link.js';
 import { QueueAdmission, type Backlog } from './queue/admission.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
-import { brokerLog, connectBroker, maximumPacketSizeFor, secretScrubber } from './broker/connection.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
-import { redactUrl } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { DecisionStage } from './decide/decision-stage.js';
 import { MqttIngest, clientSource, inProcessSource, type ReadingSink } from './ingest/mqtt-ingest.js';
@@ -28,19 +25,6 @@ import { SentinelMetrics } from './observe/metrics.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 import { WindowStore } from './window/window-store.js';
 
-/** Resolves true if the promise settled within ms, false otherwise (the promise is left to run). */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const settled = await Promise.race([promise.then(() => true as const, () => true as const), timeout]);
-  clearTimeout(timer);
-  return settled;
-}
-
-/** The MQTT limit on a topic name, in UTF-8 bytes (MQTT 5 §1.5.4). */
-const MAX_TOPIC_BYTES = 65_535;
 
 /**
  * Compiles the subscription rules; throws naming the config field on a bad template, or when an alert
@@ -73,18 +57,16 @@ export class Daemon implements ReadingSink {
   private windows!: WindowStore;
   private batcher!: MicroBatcher;
   private decisions!: DecisionStage;
-  private alerts!: AlertSink;
-  private outbox: AlertOutbox | null = null;
+  private alerts: AlertStage | null = null;
   private watcher: ModelWatcher | null = null;
   private ingest: MqttIngest | null = null;
   private limiter: StreamRateLimiter | null = null;
-  private client: MqttClient | null = null;
-  private embedded: EmbeddedBroker | null = null;
+  private link: BrokerLink | null = null;
   private tasks: ScheduledTask[] = [];
   private admission!: QueueAdmission<Reading>;
   private pumping = false;
   private stopping = false;
-  private connected = false;
+  private readonly connected = (): boolean => this.link?.connected ?? false;
   /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
   private subscriptions: 'pending' | 'granted' | { refused: string } = 'pending';
   private readonly startedAt = new Date().toISOString();
@@ -137,16 +119,16 @@ export class Daemon implements ReadingSink {
   }
 
   readiness(): Readiness {
-    const ready = this.connected && this.subscriptions === 'granted' && this.scorer !== null && !this.stopping;
+    const ready = this.connected() && this.subscriptions === 'granted' && this.scorer !== null && !this.stopping;
     this.metrics.ready.set(ready ? 1 : 0);
     return {
       ready,
       detail: {
-        broker: this.connected ? 'connected' : 'disconnected',
+        broker: this.connected() ? 'connected' : 'disconnected',
         subscriptions: this.subscriptions,
         model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
         provider: this.scorer?.provider ?? null,
-        outbox: this.outbox === null ? null : this.outbox.journalError === null ? 'ok' : { degraded: this.outbox.journalError },
+        outbox: this.alerts === null ? null : this.alerts.journalError === null ? 'ok' : { degraded: this.alerts.journalError },
         stopping: this.stopping,
       },
     };
@@ -217,7 +199,7 @@ export class Daemon implements ReadingSink {
       manifest,
       { nodeName: config.nodeName, topChannels: config.alert.topChannels },
       {
-        onAlert: (alert) => this.emit(alert),
+        onAlert: (alert) => this.alerts?.send(alert),
         onSaturated: () => this.metrics.scoresSaturated.inc(),
         onError: (err) => this.internalError('decide', err),
       },
@@ -229,80 +211,21 @@ export class Daemon implements ReadingSink {
       onError: (err) => this.internalError('decide', err),
     });
 
-    this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
-    const { pending, skippedLines } = this.outbox.open();
-    if (pending.length > 0 || skippedLines > 0) {
-      log.info({ path: config.outbox.path, pending: pending.length, skippedLines }, 'outbox holds undelivered alerts: replaying them first');
-    }
+    this.alerts = new AlertStage(config, log, this.warner, metrics);
+    this.alerts.start();
 
-    let url = config.broker.url;
-    let protocolVersion = config.broker.protocolVersion;
-    if (url === null) {
-      this.embedded = await startEmbeddedBroker(config.broker.embedded.host, config.broker.embedded.port);
-      url = this.embedded.url;
-      protocolVersion = 4; // aedes speaks MQTT 3.1.1 only
-      log.info({ url: redactUrl(url) }, 'no broker configured: started the embedded broker');
-    }
-    this.brokerUrl = url;
-    const topic = statusTopic(config.alert.statusPrefix, config.nodeName);
-    const client = connectBroker(
-      { ...config.broker, protocolVersion },
-      {
-        url,
-        receiveMaximum: config.queue.capacity,
-        maximumPacketSize: maximumPacketSizeFor(config.ingest.maxPayloadBytes, config.ingest.maxTopicBytes),
-        will: { topic, payload: JSON.stringify(this.status('offline')) },
-        log: brokerLog(log, config.broker, url),
+    this.link = new BrokerLink(config, log, this.warner, metrics, (state) => this.status(state), {
+      onConnected: (sessionPresent) => {
+        // A broker that lost the session lost the subscriptions too: not ready until ingest's new SUBSCRIBE
+        // is granted. (The embedded broker's telemetry does not go through this client's session.)
+        if (!sessionPresent && this.subscriptions === 'granted' && this.link?.embedded === null) this.subscriptions = 'pending';
+        this.readiness();
       },
-    );
-    this.client = client;
-    client.on('connect', (connack) => {
-      this.connected = true;
-      // A broker that lost the session lost the subscriptions too: not ready until ingest's new SUBSCRIBE
-      // is granted. (The embedded broker's telemetry does not go through this client's session.)
-      if (!connack.sessionPresent && this.subscriptions === 'granted' && this.embedded === null) this.subscriptions = 'pending';
-      metrics.brokerConnected.set(1);
-      this.readiness();
-      log.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, 'connected to broker');
-      this.publishStatus('online');
+      onDisconnected: () => this.readiness(),
     });
-    client.on('close', () => {
-      if (this.connected) log.warn({ url: redactUrl(url) }, 'disconnected from broker');
-      this.connected = false;
-      metrics.brokerConnected.set(0);
-      this.readiness();
-    });
-    client.on('reconnect', () => {
-      metrics.brokerReconnects.inc();
-      log.info({ url: redactUrl(url), nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
-    });
-    const scrub = secretScrubber(config.broker, url);
-    client.on('error', (err) => this.warner.warn('broker-error', { err: scrub(err.message) }, 'broker connection error'));
-
-    const outbox = this.outbox;
-    const publisher = new MqttAlertPublisher(client, config.alert.prefix, outbox, {
-      onPublished: () => metrics.alertsPublished.inc(),
-      onFailed: (alert, err) => {
-        metrics.alertPublishFailures.inc();
-        log.warn({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert not acknowledged; it stays in the outbox');
-      },
-      onDropped: (alert) => {
-        metrics.outboxDropped.inc();
-        log.error({ eventId: alert.eventId, streamId: alert.streamId, maxAlerts: config.outbox.maxAlerts }, 'outbox full: oldest undelivered alert dropped');
-      },
-      onUndeliverable: (alert, reason) => {
-        metrics.alertsUndeliverable.labels(reason).inc();
-        this.warner.warn(`undeliverable:${reason}`, { eventId: alert.eventId, streamId: alert.streamId.slice(0, 64), reason }, 'alert the broker can never take: given up');
-      },
-      onJournalFailed: (alert, err) => {
-        metrics.outboxWriteFailures.inc();
-        metrics.outboxDegraded.set(1);
-        this.warner.warn('journal-failed', { eventId: alert.eventId, err: err.message, path: config.outbox.path }, 'outbox journal cannot be written: alert published without crash protection');
-      },
-    });
-    for (const reason of ['topic_too_long', 'invalid_topic', 'publish_error']) metrics.alertsUndeliverable.labels(reason).inc(0);
-    publisher.replay(pending);
-    this.alerts = publisher;
+    const client = await this.link.start();
+    this.brokerUrl = this.link.url;
+    this.alerts.attach(client);
     this.receivedTally = new Float64Array(rules.length + 1);
     const receivedCounters = [...rules.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
     metrics.addCollector(() => {
@@ -314,8 +237,6 @@ export class Daemon implements ReadingSink {
       if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
       this.queuedTally = 0;
       metrics.queueDepth.set(this.queue.size);
-      metrics.outboxPending.set(outbox.size);
-      metrics.outboxDegraded.set(outbox.journalError === null ? 0 : 1);
       const windows = this.windows;
       if (windows.clockSteps > this.clockStepsSeen) metrics.clockSteps.inc(windows.clockSteps - this.clockStepsSeen);
       this.clockStepsSeen = windows.clockSteps;
@@ -330,7 +251,7 @@ export class Daemon implements ReadingSink {
     // With the embedded broker, telemetry comes straight from its router; the client still carries
     // status and alerts.
     this.ingest = new MqttIngest(
-      this.embedded ? inProcessSource(this.embedded) : clientSource(client),
+      this.link.embedded ? inProcessSource(this.link.embedded) : clientSource(client),
       rules,
       parser,
       this,
@@ -405,7 +326,7 @@ export class Daemon implements ReadingSink {
     metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
     metrics.modelSwaps.labels('swapped').inc();
     log.info({ from: current.manifest.version, to: next.manifest.version, model: next.manifest.name, provider: next.provider }, 'model swapped');
-    if (this.connected) void this.publishStatus('online');
+    void this.link?.publishStatus('online');
     return 'swapped';
   }
 
@@ -463,16 +384,6 @@ export class Daemon implements ReadingSink {
     metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
-  /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
-  private emit(alert: Alert): void {
-    this.metrics.alerts.labels(alert.type).inc();
-    this.alerts.send(alert);
-    this.log.info(
-      { eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, topChannels: alert.topChannels, ...(alert.reason ? { reason: alert.reason } : {}) },
-      `alert ${alert.type}`,
-    );
-  }
-
   private onBatchFailed(batch: WindowBatch, err: Error): void {
     this.metrics.windowsFailed.inc(batch.size);
     this.log.error({ err: err.message, windows: batch.size }, 'inference run failed; its windows are not scored');
@@ -491,15 +402,6 @@ export class Daemon implements ReadingSink {
     };
   }
 
-  private publishStatus(state: Status['state']): Promise<void> {
-    const client = this.client;
-    if (client === null) return Promise.resolve();
-    const topic = statusTopic(this.config.alert.statusPrefix, this.config.nodeName);
-    return publishStatus(client, topic, this.status(state)).catch((err: Error) =>
-      this.log.warn({ err: err.message }, 'status publish failed'),
-    );
-  }
-
   private schedule(): void {
     const { schedule } = this.config;
     // A job that throws or rejects is counted, never left to reach the top level.
@@ -513,7 +415,7 @@ export class Daemon implements ReadingSink {
       };
       this.tasks.push(cron.schedule(expression, guarded, { name, noOverlap: true }));
     };
-    add(schedule.heartbeat, 'heartbeat', () => (this.connected ? this.publishStatus('online') : undefined));
+    add(schedule.heartbeat, 'heartbeat', () => this.link?.publishStatus('online'));
     add(schedule.summary, 'summary', () => this.logSummary());
     add(schedule.staleCheck, 'stale-check', () => this.sweep());
     add(schedule.modelPoll, 'model-poll', () => this.watcher?.check());
@@ -552,7 +454,7 @@ export class Daemon implements ReadingSink {
       streams: this.windows?.size ?? 0,
       stale: this.windows?.staleCount ?? 0,
       queueDepth: this.queue?.size ?? 0,
-      broker: this.connected ? 'connected' : 'disconnected',
+      broker: this.connected() ? 'connected' : 'disconnected',
     };
   }
 
@@ -580,14 +482,8 @@ export class Daemon implements ReadingSink {
     const drained = await Promise.race([this.drain().then(() => true as const), expired]);
     clearTimeout(timer);
     if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.queue?.size }, 'grace period ran out before the drain finished');
-    if (this.client) {
-      const client = this.client;
-      if (this.connected) await withTimeout(this.publishStatus('offline'), 2_000);
-      const ended = new Promise<void>((resolve) => client.end(!drained, {}, () => resolve()));
-      if (!(await withTimeout(ended, 2_000))) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
-    }
-    if (this.embedded) await this.embedded.stop();
-    this.outbox?.close();
+    await this.link?.stop(drained);
+    this.alerts?.stop();
     if (this.batcher) {
       await this.batcher.drain();
       await this.batcher.release();
@@ -606,12 +502,6 @@ export class Daemon implements ReadingSink {
     }
     await this.batcher.drain();
     // Alerts the broker cannot take now are safe in the outbox: wait only while it is reachable.
-    await Promise.race([this.alerts.flush(), this.untilDisconnected()]);
-  }
-
-  private untilDisconnected(): Promise<void> {
-    const client = this.client;
-    if (client === null || !this.connected) return Promise.resolve();
-    return new Promise((resolve) => client.once('close', () => resolve()));
+    await Promise.race([this.alerts?.flush() ?? Promise.resolve(), this.link?.untilDisconnected() ?? Promise.resolve()]);
   }
 }
