@@ -7,23 +7,19 @@ import type { Status } from './alert/alert.js';
 import { AlertStage } from './alert/alert-stage.js';
 import { MAX_TOPIC_BYTES } from './alert/publisher.js';
 import { BrokerLink } from './broker/link.js';
-import { QueueAdmission, type Backlog } from './queue/admission.js';
-import { BoundedQueue } from './queue/bounded-queue.js';
-import { MicroBatcher, type BatchResult, type WindowBatch } from './batch/micro-batcher.js';
 import type { Config } from './config/schema.js';
-import { DecisionStage } from './decide/decision-stage.js';
-import { MqttIngest, clientSource, inProcessSource, type ReadingSink } from './ingest/mqtt-ingest.js';
+import { MqttIngest, clientSource, inProcessSource } from './ingest/mqtt-ingest.js';
 import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
 import { utf8Length } from './ingest/stream-id.js';
-import { rejectReasons, type Reading, type RejectReason } from './ingest/reading.js';
+import { rejectReasons, type RejectReason } from './ingest/reading.js';
 import { compileRule, type TopicRule } from './ingest/topic.js';
 import { ModelWatcher } from './model/model-watcher.js';
 import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './model/scorer.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
 import { SentinelMetrics } from './observe/metrics.js';
+import { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
-import { WindowStore } from './window/window-store.js';
 
 
 /**
@@ -48,23 +44,18 @@ export function compileRules(config: Config): TopicRule[] {
 export const internalStages = ['ingest', 'window', 'decide', 'alert', 'cron', 'model', 'http', 'broker', 'process'] as const;
 export type InternalStage = (typeof internalStages)[number];
 
-export class Daemon implements ReadingSink {
+export class Daemon {
   readonly metrics: SentinelMetrics;
   private readonly warner: RateLimitedWarner;
   private readonly probes: ProbeServer;
   private scorer: Scorer | null = null;
-  private queue!: BoundedQueue<Reading>;
-  private windows!: WindowStore;
-  private batcher!: MicroBatcher;
-  private decisions!: DecisionStage;
+  private pipeline: Pipeline | null = null;
   private alerts: AlertStage | null = null;
   private watcher: ModelWatcher | null = null;
   private ingest: MqttIngest | null = null;
   private limiter: StreamRateLimiter | null = null;
   private link: BrokerLink | null = null;
   private tasks: ScheduledTask[] = [];
-  private admission!: QueueAdmission<Reading>;
-  private pumping = false;
   private stopping = false;
   private readonly connected = (): boolean => this.link?.connected ?? false;
   /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
@@ -72,12 +63,7 @@ export class Daemon implements ReadingSink {
   private readonly startedAt = new Date().toISOString();
   /** Per-message counts, by rule index (the last slot: no rule), folded into metrics on scrape. */
   private receivedTally = new Float64Array(0);
-  private queuedTally = 0;
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
-  private droppedNewest: { inc(): void } | null = null;
-  private droppedOldest: { inc(): void } | null = null;
-  private clockStepsSeen = 0;
-  private evictedForRoomSeen = 0;
   /** Port the probe server listens on (useful when configured as 0). */
   httpPort = 0;
   /** URL of the broker in use (the embedded one when none is configured). */
@@ -161,54 +147,10 @@ export class Daemon implements ReadingSink {
       'model loaded and warmed up',
     );
 
-    this.queue = new BoundedQueue<Reading>(config.queue.capacity);
-    // An overload ends once the queue and the batches in flight are down to half.
-    const depth = (): number => this.queue.size + this.batcher.pending;
-    const room = (): number => this.queue.capacity + this.batcher.capacity;
-    const backlog: Backlog = {
-      get size(): number {
-        return depth();
-      },
-      get capacity(): number {
-        return room();
-      },
-    };
-    this.admission = new QueueAdmission(this.queue, { ...config.queue, backlog }, {
-      onQueued: () => this.queuedTally++,
-      onDropped: (policy) =>
-        policy === 'drop-newest'
-          ? (this.droppedNewest ??= metrics.readingsDropped.labels('queue_full_drop_newest')).inc()
-          : (this.droppedOldest ??= metrics.readingsDropped.labels('queue_full_drop_oldest')).inc(),
-      onWait: () => metrics.backpressureWaits.inc(),
-      onWaitOver: () => this.pump(),
-    });
-    metrics.queueCapacity.set(config.queue.capacity);
-    this.windows = new WindowStore({
-      window: manifest.window,
-      channels: manifest.channels.length,
-      maxStreams: config.window.maxStreams,
-      staleAfterMs: config.window.staleAfterMs,
-      idleTtlMs: config.window.idleTtlMs,
-      maxBytes: config.window.maxBytes,
-      futureRowToleranceMs: config.window.futureRowToleranceMs,
-      normalization: manifest.normalization,
-      // Only stale streams make room, and a stale stream's alert was closed when it went stale.
-      onEvicted: (streamId) => this.decisions.forget(streamId),
-    });
-    this.decisions = new DecisionStage(
-      manifest,
-      { nodeName: config.nodeName, topChannels: config.alert.topChannels },
-      {
-        onAlert: (alert) => this.alerts?.send(alert),
-        onSaturated: () => this.metrics.scoresSaturated.inc(),
-        onError: (err) => this.internalError('decide', err),
-      },
-    );
-    this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
-      onScored: (result) => this.onScored(result),
-      onFailed: (batch, err) => this.onBatchFailed(batch, err),
-      onCapacity: () => this.pump(),
-      onError: (err) => this.internalError('decide', err),
+    this.pipeline = new Pipeline(scorer, config, log, this.warner, metrics, {
+      onAlert: (alert) => this.alerts?.send(alert),
+      onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
+      onInternalError: (stage, err) => this.internalError(stage, err),
     });
 
     this.alerts = new AlertStage(config, log, this.warner, metrics);
@@ -234,14 +176,6 @@ export class Daemon implements ReadingSink {
         if (n > 0) (receivedCounters[i] as { inc(n: number): void }).inc(n);
         this.receivedTally[i] = 0;
       }
-      if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
-      this.queuedTally = 0;
-      metrics.queueDepth.set(this.queue.size);
-      const windows = this.windows;
-      if (windows.clockSteps > this.clockStepsSeen) metrics.clockSteps.inc(windows.clockSteps - this.clockStepsSeen);
-      this.clockStepsSeen = windows.clockSteps;
-      if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted.labels('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
-      this.evictedForRoomSeen = windows.evictedForRoom;
     });
     const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
@@ -254,7 +188,7 @@ export class Daemon implements ReadingSink {
       this.link.embedded ? inProcessSource(this.link.embedded) : clientSource(client),
       rules,
       parser,
-      this,
+      this.pipeline,
       {
         onReceived: (rule) => {
           const slot = rule === null ? rules.length : rule.index;
@@ -298,7 +232,8 @@ export class Daemon implements ReadingSink {
   async reloadModel(): Promise<'swapped' | 'refused' | 'incomplete'> {
     const { log, metrics, config } = this;
     const current = this.scorer;
-    if (current === null || this.stopping) return 'incomplete';
+    const pipeline = this.pipeline;
+    if (current === null || pipeline === null || this.stopping) return 'incomplete';
     let next: Scorer;
     try {
       next = await loadModel(config.model.path, this.loadOptions());
@@ -321,7 +256,7 @@ export class Daemon implements ReadingSink {
       return 'refused';
     }
     // Batches already scored by the old model are still judged by its policy (DecisionStage takes it per batch).
-    this.batcher.swapScorer(next);
+    pipeline.swapModel(next);
     this.scorer = next;
     metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
     metrics.modelSwaps.labels('swapped').inc();
@@ -342,51 +277,6 @@ export class Daemon implements ReadingSink {
   private reject(reason: RejectReason, detail: string, where: string): void {
     this.counterFor(this.rejectedBy, reason, () => this.metrics.readingsRejected.labels(reason)).inc();
     this.warner.warn(`reject:${reason}`, { reason, detail: detail.slice(0, 300), where: where.slice(0, 200) }, 'rejected bad input');
-  }
-
-  /** ReadingSink: queue the reading; a full queue makes it wait (QoS 1, and QoS 0 briefly) or drops it (QoS 0). */
-  offer(reading: Reading, qos: 0 | 1, ack: () => void): void {
-    this.admission.offer(reading, qos, ack);
-    this.pump();
-  }
-
-  /** Moves readings from the queue into windows while the batcher has room. */
-  private pump(): void {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.batcher.canAccept()) {
-        const reading = this.queue.poll();
-        if (reading === undefined) break;
-        // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
-        // not make every stream stale at once.
-        const outcome = this.windows.push(reading, reading.receivedAt);
-        if (typeof outcome === 'number') this.batcher.add(outcome);
-        else if (outcome !== 'filling') this.reject(outcome, `ts ${reading.ts}`, reading.streamId);
-        this.admission.retry();
-      }
-    } catch (err) {
-      // A bug in windowing costs this reading, never the pipeline: pumping must not stay latched.
-      this.internalError('window', err);
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
-    const { metrics } = this;
-    const now = performance.now();
-    metrics.batchSize.observe(batch.size);
-    metrics.inferenceDuration.observe(inferenceSeconds);
-    metrics.windowsScored.inc(batch.size);
-    for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
-    this.decisions.decideBatch(batch, output, scorer.manifest);
-    metrics.alertsActive.set(this.decisions.activeAlerts);
-  }
-
-  private onBatchFailed(batch: WindowBatch, err: Error): void {
-    this.metrics.windowsFailed.inc(batch.size);
-    this.log.error({ err: err.message, windows: batch.size }, 'inference run failed; its windows are not scored');
   }
 
   private status(state: Status['state']): Status {
@@ -423,19 +313,8 @@ export class Daemon implements ReadingSink {
 
   /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(): void {
-    const { becameStale, evicted } = this.windows.sweep(performance.now());
-    const model = this.batcher.currentScorer.manifest;
-    for (const streamId of becameStale) this.decisions.closeSilent(streamId, 'stale', this.windows.lastTsOf(streamId) ?? Date.now(), model);
-    for (const streamId of evicted) this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
+    this.pipeline?.sweep(performance.now());
     this.limiter?.prune(Date.now());
-    if (becameStale.length > 0) {
-      this.metrics.dataGaps.inc(becameStale.length);
-      this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
-    }
-    if (evicted.length > 0) this.metrics.streamsEvicted.labels('idle').inc(evicted.length);
-    this.metrics.streamsActive.set(this.windows.size);
-    this.metrics.streamsStale.set(this.windows.staleCount);
-    this.metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
   /** Totals since start, for the periodic summary line and the last line on stop. */
@@ -451,9 +330,9 @@ export class Daemon implements ReadingSink {
       queued: await value('sentinel_readings_queued_total'),
       scored: await value('sentinel_windows_scored_total'),
       alerts: await value('sentinel_alerts_total'),
-      streams: this.windows?.size ?? 0,
-      stale: this.windows?.staleCount ?? 0,
-      queueDepth: this.queue?.size ?? 0,
+      streams: this.pipeline?.windows.size ?? 0,
+      stale: this.pipeline?.windows.staleCount ?? 0,
+      queueDepth: this.pipeline?.queued ?? 0,
       broker: this.connected() ? 'connected' : 'disconnected',
     };
   }
@@ -471,8 +350,7 @@ export class Daemon implements ReadingSink {
     this.stopping = true;
     this.metrics.ready.set(0);
     this.ingest?.stopIntake();
-    // A reading waiting for space is queued by the drain, not dropped.
-    this.admission?.cancelTimer();
+    this.pipeline?.stopWaiting();
     this.watcher?.stop();
     for (const task of this.tasks) await task.stop();
     let timer: NodeJS.Timeout | undefined;
@@ -481,26 +359,19 @@ export class Daemon implements ReadingSink {
     });
     const drained = await Promise.race([this.drain().then(() => true as const), expired]);
     clearTimeout(timer);
-    if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.queue?.size }, 'grace period ran out before the drain finished');
+    if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.pipeline?.queued }, 'grace period ran out before the drain finished');
     await this.link?.stop(drained);
     this.alerts?.stop();
-    if (this.batcher) {
-      await this.batcher.drain();
-      await this.batcher.release();
-    } else await this.scorer?.release();
+    if (this.pipeline) await this.pipeline.stop();
+    else await this.scorer?.release();
     await this.probes.stop();
     this.log.info({ drained, ...(await this.totals()) }, 'stopped');
     return drained;
   }
 
   private async drain(): Promise<void> {
-    if (!this.batcher) return;
-    for (;;) {
-      this.pump();
-      if (this.queue.size === 0 && !this.admission.isWaiting) break;
-      await this.batcher.drain();
-    }
-    await this.batcher.drain();
+    if (!this.pipeline) return;
+    await this.pipeline.drain();
     // Alerts the broker cannot take now are safe in the outbox: wait only while it is reachable.
     await Promise.race([this.alerts?.flush() ?? Promise.resolve(), this.link?.untilDisconnected() ?? Promise.resolve()]);
   }

@@ -1,0 +1,209 @@
+/**
+ * The scoring pipeline behind ingest: bounded queue → per-stream windows → micro-batches → model →
+ * decisions. It takes readings (ReadingSink), moves them from the queue into windows while the
+ * batcher has room, and hands alerts to its caller. Everything between a queued reading and a decided
+ * alert lives here; the daemon only connects it to ingest in front and the alert stage behind.
+ */
+import type { Alert } from '../alert/alert.js';
+import { MicroBatcher, type BatchResult, type WindowBatch } from '../batch/micro-batcher.js';
+import type { Config } from '../config/schema.js';
+import { DecisionStage } from '../decide/decision-stage.js';
+import type { ReadingSink } from '../ingest/mqtt-ingest.js';
+import type { Reading, RejectReason } from '../ingest/reading.js';
+import type { Scorer } from '../model/scorer.js';
+import type { Logger, RateLimitedWarner } from '../observe/log.js';
+import type { SentinelMetrics } from '../observe/metrics.js';
+import { QueueAdmission, type Backlog } from '../queue/admission.js';
+import { BoundedQueue } from '../queue/bounded-queue.js';
+import { WindowStore } from '../window/window-store.js';
+
+export interface PipelineHooks {
+  /** Decided alerts, in order: the caller journals and publishes them. */
+  onAlert(alert: Alert): void;
+  /** A reading refused after the queue (order, duplicate, stream table full). */
+  onRejected(reason: RejectReason, detail: string, streamId: string): void;
+  /** A bug caught at a stage boundary inside the pipeline. */
+  onInternalError(stage: 'window' | 'decide', err: unknown): void;
+}
+
+export class Pipeline implements ReadingSink {
+  private readonly queue: BoundedQueue<Reading>;
+  private readonly admission: QueueAdmission<Reading>;
+  readonly windows: WindowStore;
+  private readonly batcher: MicroBatcher;
+  private readonly decisions: DecisionStage;
+  private pumping = false;
+  private queuedTally = 0;
+  private clockStepsSeen = 0;
+  private evictedForRoomSeen = 0;
+
+  constructor(
+    scorer: Scorer,
+    config: Pick<Config, 'queue' | 'window' | 'batch' | 'nodeName' | 'alert'>,
+    private readonly log: Logger,
+    private readonly warner: RateLimitedWarner,
+    private readonly metrics: SentinelMetrics,
+    private readonly hooks: PipelineHooks,
+  ) {
+    const { manifest } = scorer;
+    this.queue = new BoundedQueue<Reading>(config.queue.capacity);
+    // An overload ends once the queue and the batches in flight are down to half.
+    const depth = (): number => this.queue.size + this.batcher.pending;
+    const room = (): number => this.queue.capacity + this.batcher.capacity;
+    const backlog: Backlog = {
+      get size(): number {
+        return depth();
+      },
+      get capacity(): number {
+        return room();
+      },
+    };
+    let droppedNewest: { inc(): void } | null = null;
+    let droppedOldest: { inc(): void } | null = null;
+    this.admission = new QueueAdmission(this.queue, { ...config.queue, backlog }, {
+      onQueued: () => this.queuedTally++,
+      onDropped: (policy) =>
+        policy === 'drop-newest'
+          ? (droppedNewest ??= metrics.readingsDropped.labels('queue_full_drop_newest')).inc()
+          : (droppedOldest ??= metrics.readingsDropped.labels('queue_full_drop_oldest')).inc(),
+      onWait: () => metrics.backpressureWaits.inc(),
+      onWaitOver: () => this.pump(),
+    });
+    metrics.queueCapacity.set(config.queue.capacity);
+    this.windows = new WindowStore({
+      window: manifest.window,
+      channels: manifest.channels.length,
+      maxStreams: config.window.maxStreams,
+      staleAfterMs: config.window.staleAfterMs,
+      idleTtlMs: config.window.idleTtlMs,
+      maxBytes: config.window.maxBytes,
+      futureRowToleranceMs: config.window.futureRowToleranceMs,
+      normalization: manifest.normalization,
+      // Only stale streams make room, and a stale stream's alert was closed when it went stale.
+      onEvicted: (streamId) => this.decisions.forget(streamId),
+    });
+    this.decisions = new DecisionStage(
+      manifest,
+      { nodeName: config.nodeName, topChannels: config.alert.topChannels },
+      {
+        onAlert: (alert) => hooks.onAlert(alert),
+        onSaturated: () => metrics.scoresSaturated.inc(),
+        onError: (err) => hooks.onInternalError('decide', err),
+      },
+    );
+    this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
+      onScored: (result) => this.onScored(result),
+      onFailed: (batch, err) => this.onBatchFailed(batch, err),
+      onCapacity: () => this.pump(),
+      onError: (err) => hooks.onInternalError('decide', err),
+    });
+    metrics.addCollector(() => {
+      if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
+      this.queuedTally = 0;
+      metrics.queueDepth.set(this.queue.size);
+      const { windows } = this;
+      if (windows.clockSteps > this.clockStepsSeen) metrics.clockSteps.inc(windows.clockSteps - this.clockStepsSeen);
+      this.clockStepsSeen = windows.clockSteps;
+      if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted.labels('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
+      this.evictedForRoomSeen = windows.evictedForRoom;
+    });
+  }
+
+  /** Readings queued and not yet in a window. */
+  get queued(): number {
+    return this.queue.size;
+  }
+
+  /** The model scoring the next batch. */
+  get scorer(): Scorer {
+    return this.batcher.currentScorer;
+  }
+
+  /** ReadingSink: queue the reading; a full queue makes it wait (QoS 1, and QoS 0 briefly) or drops it (QoS 0). */
+  offer(reading: Reading, qos: 0 | 1, ack: () => void): void {
+    this.admission.offer(reading, qos, ack);
+    this.pump();
+  }
+
+  /** A model with the same input shape scores from the next batch on; batches already scored keep their model's policy. */
+  swapModel(next: Scorer): void {
+    this.batcher.swapScorer(next);
+  }
+
+  /** Marks stale streams (data gaps, not anomalies) and evicts idle ones, closing their open alerts. */
+  sweep(now: number): void {
+    const { becameStale, evicted } = this.windows.sweep(now);
+    const model = this.batcher.currentScorer.manifest;
+    for (const streamId of becameStale) this.decisions.closeSilent(streamId, 'stale', this.windows.lastTsOf(streamId) ?? Date.now(), model);
+    for (const streamId of evicted) this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
+    const { metrics } = this;
+    if (becameStale.length > 0) {
+      metrics.dataGaps.inc(becameStale.length);
+      this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
+    }
+    if (evicted.length > 0) metrics.streamsEvicted.labels('idle').inc(evicted.length);
+    metrics.streamsActive.set(this.windows.size);
+    metrics.streamsStale.set(this.windows.staleCount);
+    metrics.alertsActive.set(this.decisions.activeAlerts);
+  }
+
+  /** Intake has stopped: a reading waiting for space is queued by the drain, not dropped. */
+  stopWaiting(): void {
+    this.admission.cancelTimer();
+  }
+
+  /** Scores and decides everything queued or in flight. */
+  async drain(): Promise<void> {
+    for (;;) {
+      this.pump();
+      if (this.queue.size === 0 && !this.admission.isWaiting) break;
+      await this.batcher.drain();
+    }
+    await this.batcher.drain();
+  }
+
+  /** Releases the model sessions (after drain()). */
+  async stop(): Promise<void> {
+    await this.batcher.drain();
+    await this.batcher.release();
+  }
+
+  /** Moves readings from the queue into windows while the batcher has room. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.batcher.canAccept()) {
+        const reading = this.queue.poll();
+        if (reading === undefined) break;
+        // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
+        // not make every stream stale at once.
+        const outcome = this.windows.push(reading, reading.receivedAt);
+        if (typeof outcome === 'number') this.batcher.add(outcome);
+        else if (outcome !== 'filling') this.hooks.onRejected(outcome, `ts ${reading.ts}`, reading.streamId);
+        this.admission.retry();
+      }
+    } catch (err) {
+      // A bug in windowing costs this reading, never the pipeline: pumping must not stay latched.
+      this.hooks.onInternalError('window', err);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
+    const { metrics } = this;
+    const now = performance.now();
+    metrics.batchSize.observe(batch.size);
+    metrics.inferenceDuration.observe(inferenceSeconds);
+    metrics.windowsScored.inc(batch.size);
+    for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
+    this.decisions.decideBatch(batch, output, scorer.manifest);
+    metrics.alertsActive.set(this.decisions.activeAlerts);
+  }
+
+  private onBatchFailed(batch: WindowBatch, err: Error): void {
+    this.metrics.windowsFailed.inc(batch.size);
+    this.log.error({ err: err.message, windows: batch.size }, 'inference run failed; its windows are not scored');
+  }
+}
