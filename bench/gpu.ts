@@ -16,7 +16,7 @@ import { validateConfig } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
 import { loadModel, type ExecutionProvider, type Scorer } from '../src/model/scorer.js';
 import { createLogger } from '../src/observe/log.js';
-import { PumpSimulator, type FaultPlan } from '../src/sim/pump.js';
+import { PumpSimulator, type FaultPlan } from '../src/offline/sim/pump.js';
 import { median } from './report.js';
 import { cpuSeconds } from '../test/support/proc.js';
 

@@ -3,8 +3,8 @@
  * bottleneck. Each stream reads a contiguous stretch of one pre-rendered simulator recording, so every
  * window the daemon scores is a real stretch of normal data (no alerts unless a fault is injected).
  */
-import { PumpSimulator } from '../../src/sim/pump.js';
-import { SeededRandom } from '../../src/sim/random.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
+import { SeededRandom } from '../../src/offline/sim/random.js';
 import type { PayloadFormat } from './agent.js';
 
 /** Added to vibration for one reading: far above the default model's raise threshold. */

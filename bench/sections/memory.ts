@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTable } from '../../src/data/table.js';
-import { SeededRandom } from '../../src/sim/random.js';
-import { trainModel } from '../../src/train/trainer.js';
-import { writeModelFiles } from '../../src/train/write-model.js';
+import { parseTable } from '../../src/offline/data/table.js';
+import { SeededRandom } from '../../src/offline/sim/random.js';
+import { trainModel } from '../../src/offline/train/trainer.js';
+import { writeModelFiles } from '../../src/offline/train/write-model.js';
 import type { BenchContext } from '../context.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';

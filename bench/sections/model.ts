@@ -6,13 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { parseTable } from '../../src/data/table.js';
-import { SeededRandom } from '../../src/sim/random.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
-import { buildDefaultModel } from '../../src/train/default-model.js';
-import { ATTRIBUTE_INT, ONNX_IR_VERSION, ONNX_OPSET, TENSOR_FLOAT, TENSOR_INT64, onnxModelType } from '../../src/train/onnx-proto.js';
-import { trainModel } from '../../src/train/trainer.js';
-import { scoreWindows } from '../../src/train/window-pca.js';
+import { parseTable } from '../../src/offline/data/table.js';
+import { SeededRandom } from '../../src/offline/sim/random.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
+import { buildDefaultModel } from '../../src/offline/train/default-model.js';
+import { ATTRIBUTE_INT, ONNX_IR_VERSION, ONNX_OPSET, TENSOR_FLOAT, TENSOR_INT64, onnxModelType } from '../../src/offline/train/onnx-proto.js';
+import { trainModel } from '../../src/offline/train/trainer.js';
+import { scoreWindows } from '../../src/offline/train/window-pca.js';
 import type { BenchContext } from '../context.js';
 import { cpuSeconds } from '../../test/support/proc.js';
 import { median } from '../report.js';

@@ -5,7 +5,7 @@ import { alertSchema } from '../alert/alert.js';
 import { validateConfig } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../observe/log.js';
-import { PumpSimulator, type FaultPlan } from '../sim/pump.js';
+import { PumpSimulator, type FaultPlan } from '../offline/sim/pump.js';
 
 interface DemoPump {
   streamId: string;

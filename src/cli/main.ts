@@ -29,15 +29,15 @@ async function main(argv: string[]): Promise<number> {
       return checkConfigCommand(values.config);
     }
     case 'train': {
-      const { runTrainCommand } = await import('../train/command.js');
+      const { runTrainCommand } = await import('./train.js');
       return runTrainCommand(rest);
     }
     case 'evaluate': {
-      const { runEvaluateCommand } = await import('../evaluate/command.js');
+      const { runEvaluateCommand } = await import('./evaluate.js');
       return runEvaluateCommand(rest);
     }
     case 'eval-skab': {
-      const { runSkabCommand } = await import('../evaluate/skab.js');
+      const { runSkabCommand } = await import('./eval-skab.js');
       return runSkabCommand(rest);
     }
     case 'demo': {

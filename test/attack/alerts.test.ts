@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, SATURATED, type Alert } from '../../src/alert/alert.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
 import { MAX_TOPIC_BYTES } from '../../src/alert/publisher.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { sampleAlert } from '../support/alert.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape } from '../support/metrics.js';

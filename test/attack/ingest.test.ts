@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
+import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { runCli, startCli } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';

@@ -5,7 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
+import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TableError, channelColumn, parseTable, readTable } from '../../src/data/table.js';
+import { TableError, channelColumn, parseTable, readTable } from '../../src/offline/data/table.js';
 
 const parse = (text: string) => parseTable(Buffer.from(text, 'utf8'), 'test.csv');
 

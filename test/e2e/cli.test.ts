@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { startCli, runCli } from '../support/cli.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';

@@ -9,7 +9,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
 import { DEFAULT_MODEL } from '../support/model.js';

@@ -8,7 +8,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, waitFor } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
 import { DEFAULT_MODEL } from '../support/model.js';

@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
-import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
+import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';

@@ -11,7 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape } from '../support/metrics.js';

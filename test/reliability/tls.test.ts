@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PumpSimulator } from '../../src/sim/pump.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { runCli, startCli } from '../support/cli.js';
 import { metricValue } from '../support/metrics.js';

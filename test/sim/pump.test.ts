@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseTable } from '../../src/data/table.js';
-import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
-import { simulateCsv } from '../../src/sim/record.js';
+import { parseTable } from '../../src/offline/data/table.js';
+import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
+import { simulateCsv } from '../../src/offline/sim/record.js';
 
 const run = (sim: PumpSimulator, n: number) => Array.from({ length: n }, () => sim.next());
 

@@ -5,7 +5,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
-import type { PumpSimulator } from '../../src/sim/pump.js';
+import type { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { startAttackDaemon, type AttackDaemon, type AttackDaemonOptions } from './attack-daemon.js';
 import { sleep } from './proc.js';
 

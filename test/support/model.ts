@@ -2,9 +2,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTable } from '../../src/data/table.js';
-import { trainModel } from '../../src/train/trainer.js';
-import { writeModelFiles } from '../../src/train/write-model.js';
+import { parseTable } from '../../src/offline/data/table.js';
+import { trainModel } from '../../src/offline/train/trainer.js';
+import { writeModelFiles } from '../../src/offline/train/write-model.js';
 
 export const DEFAULT_MODEL = 'models/default.onnx';
 

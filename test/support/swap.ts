@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { MqttClient } from 'mqtt';
-import { parseTable } from '../../src/data/table.js';
+import { parseTable } from '../../src/offline/data/table.js';
 import type { Manifest } from '../../src/model/manifest.js';
-import { PumpSimulator } from '../../src/sim/pump.js';
-import { simulateCsv } from '../../src/sim/record.js';
-import { trainModel } from '../../src/train/trainer.js';
-import { writeModelFiles } from '../../src/train/write-model.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
+import { simulateCsv } from '../../src/offline/sim/record.js';
+import { trainModel } from '../../src/offline/train/trainer.js';
+import { writeModelFiles } from '../../src/offline/train/write-model.js';
 import { sleep } from './proc.js';
 
 export interface ModelFiles {

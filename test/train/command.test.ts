@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { manifestSchema } from '../../src/model/manifest.js';
-import { simulateCsv } from '../../src/sim/record.js';
-import { runTrainCommand } from '../../src/train/command.js';
+import { simulateCsv } from '../../src/offline/sim/record.js';
+import { runTrainCommand } from '../../src/cli/train.js';
 
 function capture() {
   const out: string[] = [];

@@ -1,10 +1,10 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { parseTable, type Table } from '../../src/data/table.js';
+import { parseTable, type Table } from '../../src/offline/data/table.js';
 import { manifestSchema } from '../../src/model/manifest.js';
-import { PumpSimulator, type FaultPlan } from '../../src/sim/pump.js';
-import { simulateCsv } from '../../src/sim/record.js';
-import { FitError, minimumRows, trainModel } from '../../src/train/trainer.js';
+import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
+import { simulateCsv } from '../../src/offline/sim/record.js';
+import { FitError, minimumRows, trainModel } from '../../src/offline/train/trainer.js';
 
 const normalTable = (rows: number, seed = 11): Table => parseTable(Buffer.from(simulateCsv({ seed, rows })), `sim-${seed}`);
 

@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTable } from '../../src/data/table.js';
-import { cliScorerOptions, decisionsCsv, runEvaluateCommand } from '../../src/evaluate/command.js';
-import { countConfusion, replayTable, report } from '../../src/evaluate/replay.js';
-import { evaluateSkab } from '../../src/evaluate/skab.js';
+import { runEvaluateCommand } from '../../src/cli/evaluate.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
-import { simulateCsv } from '../../src/sim/record.js';
+import { parseTable } from '../../src/offline/data/table.js';
+import { countConfusion, decisionsCsv, replayScorerOptions, replayTable, report } from '../../src/offline/evaluate/replay.js';
+import { evaluateSkab } from '../../src/offline/evaluate/skab.js';
+import { simulateCsv } from '../../src/offline/sim/record.js';
 import { DEFAULT_MODEL } from '../support/model.js';
 
 const faults = [
@@ -19,7 +19,7 @@ const table = parseTable(Buffer.from(labelledCsv), 'labelled.csv');
 
 let scorer: Scorer;
 beforeAll(async () => {
-  scorer = await loadModel(DEFAULT_MODEL, cliScorerOptions);
+  scorer = await loadModel(DEFAULT_MODEL, replayScorerOptions);
 });
 afterAll(async () => scorer.release());
 

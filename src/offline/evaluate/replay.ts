@@ -3,12 +3,12 @@
  * decision stage — row by row in time order, and counts point-wise hits against a label column. One
  * pipeline, two drivers: the daemon feeds these stages from MQTT, this feeds them from a table.
  */
-import { MicroBatcher } from '../batch/micro-batcher.js';
+import { MicroBatcher } from '../../batch/micro-batcher.js';
 import { channelColumn, type Table } from '../data/table.js';
-import { DecisionStage } from '../decide/decision-stage.js';
-import type { Reading } from '../ingest/reading.js';
-import type { Scorer } from '../model/scorer.js';
-import { WindowStore } from '../window/window-store.js';
+import { DecisionStage } from '../../decide/decision-stage.js';
+import type { Reading } from '../../ingest/reading.js';
+import type { LoadModelOptions, Scorer } from '../../model/scorer.js';
+import { WindowStore } from '../../window/window-store.js';
 
 export interface ReplayResult {
   /** Score of the window ending at each row; NaN while the window is still filling. */
@@ -23,6 +23,9 @@ export interface ReplayOptions {
   /** Most windows per model run; the scores do not depend on it. */
   batchSize?: number;
 }
+
+/** How `evaluate` and `eval-skab` load a model: on the CPU, one thread. */
+export const replayScorerOptions: LoadModelOptions = { executionProviders: ['cpu'], intraOpThreads: 1, warmupRuns: 1, maxBatch: 1024 };
 
 const REPLAY_STREAM = 'replay';
 /** Batches go when full or when the run before them ends, never by a timer (setTimeout's longest delay). */
@@ -114,6 +117,17 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     anomaly[row] = raised;
   }
   return { scores, anomaly, rejectedRows };
+}
+
+/** One line per row: its window's score (empty while filling) and the decision state after it. */
+export function decisionsCsv(table: Table, result: ReplayResult): string {
+  const lines = ['row,timestamp,score,anomaly'];
+  for (let row = 0; row < table.rows; row++) {
+    const ts = table.timestamps ? new Date(table.timestamps[row] as number).toISOString() : '';
+    const score = result.scores[row] as number;
+    lines.push(`${row},${ts},${Number.isNaN(score) ? '' : score},${result.anomaly[row]}`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 export interface Confusion {

@@ -1,21 +1,9 @@
 /** `sentinel evaluate`: replay a labelled CSV through the daemon's decision path and print detection figures. */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { readTable, type Table } from '../data/table.js';
-import { loadModel, type LoadModelOptions } from '../model/scorer.js';
-import { countConfusion, formatReport, replayTable, report, type ReplayResult } from './replay.js';
-
-export const cliScorerOptions: LoadModelOptions = { executionProviders: ['cpu'], intraOpThreads: 1, warmupRuns: 1, maxBatch: 1024 };
-
-export function decisionsCsv(table: Table, result: ReplayResult): string {
-  const lines = ['row,timestamp,score,anomaly'];
-  for (let row = 0; row < table.rows; row++) {
-    const ts = table.timestamps ? new Date(table.timestamps[row] as number).toISOString() : '';
-    const score = result.scores[row] as number;
-    lines.push(`${row},${ts},${Number.isNaN(score) ? '' : score},${result.anomaly[row]}`);
-  }
-  return lines.join('\n') + '\n';
-}
+import { loadModel } from '../model/scorer.js';
+import { readTable } from '../offline/data/table.js';
+import { countConfusion, decisionsCsv, formatReport, replayTable, replayScorerOptions, report } from '../offline/evaluate/replay.js';
 
 export async function runEvaluateCommand(argv: string[]): Promise<number> {
   let values;
@@ -44,7 +32,7 @@ export async function runEvaluateCommand(argv: string[]): Promise<number> {
     if (!labels) {
       throw new Error(`${values.input} has no label column "${values.label}" (labels: ${Object.keys(table.labels).join(', ') || 'none'}); pass --label`);
     }
-    const scorer = await loadModel(values.model, cliScorerOptions);
+    const scorer = await loadModel(values.model, replayScorerOptions);
     const result = await replayTable(scorer, table);
     await scorer.release();
     const figures = report(countConfusion(result.anomaly, labels));

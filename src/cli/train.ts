@@ -1,9 +1,9 @@
 /** `sentinel train`: fits a model from a CSV of normal readings and writes the ONNX file and its manifest. */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { TableError, readTable } from '../data/table.js';
-import { FitError, trainModel } from './trainer.js';
-import { writeModelFiles } from './write-model.js';
+import { TableError, readTable } from '../offline/data/table.js';
+import { FitError, trainModel } from '../offline/train/trainer.js';
+import { writeModelFiles } from '../offline/train/write-model.js';
 
 const USAGE = 'usage: sentinel train --input normal.csv --out models/pump.onnx [--window N] [--channels a,b,...] [--cooldown SECONDS]';
 

@@ -1,5 +1,5 @@
 /** Sets the decision policy from scores on held-out normal data (never from labels). */
-import type { DecisionPolicy } from '../model/manifest.js';
+import type { DecisionPolicy } from '../../model/manifest.js';
 
 // Chosen once on SKAB valve1 with the SKAB protocol and kept for every model (see docs/models.md):
 // held-out normal data under-represents slow drift (temperature, wear), so the raise threshold sits

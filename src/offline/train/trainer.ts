@@ -1,7 +1,7 @@
 /** Trains a model from a table of normal readings: fit, calibrate on held-out rows, export ONNX + manifest. */
 import { createHash } from 'node:crypto';
 import { channelColumn, type Table } from '../data/table.js';
-import { manifestSchema, type Manifest } from '../model/manifest.js';
+import { manifestSchema, type Manifest } from '../../model/manifest.js';
 import { calibrate } from './calibrate.js';
 import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, exportOnnx } from './onnx-export.js';
 import { FitError, fitWindowPca, scoreRows, scoreWindows, type WindowPcaModel } from './window-pca.js';

@@ -4,12 +4,10 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { readTable, type Table } from '../data/table.js';
-import { createScorer } from '../model/scorer.js';
+import { createScorer } from '../../model/scorer.js';
 import { trainModel } from '../train/trainer.js';
-import { cliScorerOptions } from './command.js';
-import { countConfusion, formatReport, replayTable, report, type Confusion, type DetectionReport } from './replay.js';
+import { countConfusion, replayTable, replayScorerOptions, report, type Confusion, type DetectionReport } from './replay.js';
 
 export const SKAB_TRAIN_ROWS = 400;
 
@@ -49,7 +47,7 @@ export async function evaluateSkab(folder: string, label = 'anomaly'): Promise<{
     const started = performance.now();
     const trained = trainModel(headOf(table, SKAB_TRAIN_ROWS), { source: file, name: 'skab' });
     const trainMs = performance.now() - started;
-    const scorer = await createScorer(trained.onnx, trained.manifest, file, cliScorerOptions);
+    const scorer = await createScorer(trained.onnx, trained.manifest, file, replayScorerOptions);
     const result = await replayTable(scorer, table);
     await scorer.release();
     const counts = countConfusion(result.anomaly, labels, SKAB_TRAIN_ROWS);
@@ -58,34 +56,4 @@ export async function evaluateSkab(folder: string, label = 'anomaly'): Promise<{
   }
   if (files.length === 0) throw new Error(`${folder}: no labelled CSV files (with a "${label}" column)`);
   return { files, total: report(total) };
-}
-
-export async function runSkabCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, label: { type: 'string', default: 'anomaly' } } });
-  } catch (err) {
-    process.stderr.write(`eval-skab: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const folder = parsed.positionals[0];
-  if (!folder) {
-    process.stderr.write('usage: sentinel eval-skab FOLDER [--json]\n');
-    return 2;
-  }
-  try {
-    const { files, total } = await evaluateSkab(folder, parsed.values.label);
-    if (parsed.values.json) {
-      process.stdout.write(`${JSON.stringify({ files, total }, null, 2)}\n`);
-      return 0;
-    }
-    for (const f of files) {
-      process.stdout.write(`${f.file}: TP ${f.tp} FP ${f.fp} FN ${f.fn} TN ${f.tn} (trained in ${f.trainMs.toFixed(0)} ms)\n`);
-    }
-    process.stdout.write(`\n${files.length} files, SKAB protocol (train on the first ${SKAB_TRAIN_ROWS} rows of each):\n${formatReport(total)}\n`);
-    return 0;
-  } catch (err) {
-    process.stderr.write(`eval-skab: ${(err as Error).message}\n`);
-    return 1;
-  }
 }

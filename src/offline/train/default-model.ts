@@ -1,9 +1,8 @@
-/** Regenerates models/default.onnx + default.json from seeded simulator data, byte for byte. */
-import { pathToFileURL, fileURLToPath } from 'node:url';
+/** The default model (models/default.onnx + default.json), built from seeded simulator data, byte for byte. */
+import { fileURLToPath } from 'node:url';
 import { parseTable } from '../data/table.js';
 import { simulateCsv } from '../sim/record.js';
 import { trainModel, type TrainedModel } from './trainer.js';
-import { writeModelFiles } from './write-model.js';
 
 export const DEFAULT_MODEL_SEED = 20240101;
 // Three compressed demand cycles (1440 rows each) so the fit sees the whole load range.
@@ -23,11 +22,5 @@ export function buildDefaultModel(): TrainedModel {
 }
 
 export function defaultModelPath(): string {
-  return fileURLToPath(new URL('../../models/default.onnx', import.meta.url));
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const trained = buildDefaultModel();
-  const { modelPath, manifestPath } = writeModelFiles(defaultModelPath(), trained.onnx, trained.manifest);
-  console.log(`wrote ${modelPath} and ${manifestPath} (${trained.manifest.version})`);
+  return fileURLToPath(new URL('../../../models/default.onnx', import.meta.url));
 }

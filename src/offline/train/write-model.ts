@@ -1,7 +1,7 @@
 /** Writes an ONNX model and its manifest so that neither is ever left half-written. */
 import { renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { manifestPathFor, type Manifest } from '../model/manifest.js';
+import { manifestPathFor, type Manifest } from '../../model/manifest.js';
 
 /** Both files go to temp names first and are renamed into place only once both are complete. */
 export function writeModelFiles(modelPath: string, onnx: Uint8Array, manifest: Manifest): { modelPath: string; manifestPath: string } {
