@@ -8,6 +8,10 @@ ARG NODE_VERSION=24.21.0
 ARG NODE_IMAGE=node:${NODE_VERSION}-trixie-slim
 # onnxruntime-node 1.30's CUDA execution provider is built for CUDA 12 and cuDNN 9.
 ARG CUDA_IMAGE=nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04
+# The commit the image is built from: `docker build --build-arg REVISION="$(git rev-parse HEAD)" .`
+# It reaches `sentinel --version` and sentinel_build_info through dist/REVISION (no git at runtime) and
+# the image's org.opencontainers.image.revision label; "unknown" when not given.
+ARG REVISION=unknown
 
 FROM ${NODE_IMAGE} AS node
 
@@ -20,6 +24,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# After the build, so a new revision does not invalidate the compile layer.
+ARG REVISION
+RUN printf '%s\n' "${REVISION}" > dist/REVISION
 
 # Production dependencies only. Install scripts are skipped (onnxruntime-node's is the only one and
 # would fetch CUDA libraries); the CPU binaries ship inside the npm package.
@@ -73,6 +80,8 @@ EXPOSE 9464
 # No curl in these images: Node itself probes /healthz (port follows SENTINEL_HTTP_PORT).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "require('node:http').get({host:'127.0.0.1',port:process.env.SENTINEL_HTTP_PORT||9464,path:'/healthz',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
+ARG REVISION
+LABEL org.opencontainers.image.revision="${REVISION}" org.opencontainers.image.licenses="Apache-2.0"
 ENTRYPOINT ["node", "/app/dist/cli/main.js", "run"]
 
 # CPU image (default target).
@@ -90,4 +99,6 @@ USER 10001:10001
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "require('node:http').get({host:'127.0.0.1',port:process.env.SENTINEL_HTTP_PORT||9464,path:'/healthz',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
+ARG REVISION
+LABEL org.opencontainers.image.revision="${REVISION}" org.opencontainers.image.licenses="Apache-2.0"
 ENTRYPOINT ["node", "/app/dist/cli/main.js", "run"]

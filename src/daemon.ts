@@ -17,7 +17,8 @@ import { compileRule, type TopicRule } from './ingest/topic.js';
 import { ModelWatcher } from './model/model-watcher.js';
 import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './model/scorer.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
-import { SentinelMetrics } from './observe/metrics.js';
+import { buildInfo } from './observe/build-info.js';
+import { SentinelMetrics, type ModelSwapResult } from './observe/metrics.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 
@@ -84,10 +85,10 @@ export class Daemon {
       onRejected: (reason) => this.metrics.httpRejected.labels(reason).inc(),
       onError: (err) => this.internalError('http', err),
     });
-    // Every label a counter can take is exported from the start, so rate() sees the first increment.
+    // Every label a counter can take is exported from the start, so rate() sees the first increment
+    // (SentinelMetrics does the same for the label values it owns).
     for (const reason of rejectReasons) this.metrics.readingsRejected.labels(reason).inc(0);
     for (const stage of internalStages) this.metrics.internalErrors.labels(stage).inc(0);
-    for (const reason of ['idle', 'table_full']) this.metrics.streamsEvicted.labels(reason).inc(0);
   }
 
   /**
@@ -110,6 +111,7 @@ export class Daemon {
     return {
       ready,
       detail: {
+        version: buildInfo().version,
         broker: this.connected() ? 'connected' : 'disconnected',
         subscriptions: this.subscriptions,
         model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
@@ -170,6 +172,7 @@ export class Daemon {
     this.alerts.attach(client);
     this.receivedTally = new Float64Array(rules.length + 1);
     const receivedCounters = [...rules.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
+    for (const counter of receivedCounters) counter.inc(0);
     metrics.addCollector(() => {
       for (let i = 0; i < receivedCounters.length; i++) {
         const n = this.receivedTally[i] as number;
@@ -229,7 +232,7 @@ export class Daemon {
    * window, channels and normalisation), swaps it in between two batches; the old one keeps serving
    * otherwise.
    */
-  async reloadModel(): Promise<'swapped' | 'refused' | 'incomplete'> {
+  async reloadModel(): Promise<ModelSwapResult> {
     const { log, metrics, config } = this;
     const current = this.scorer;
     const pipeline = this.pipeline;
@@ -283,6 +286,7 @@ export class Daemon {
     const now = new Date().toISOString();
     return {
       state,
+      version: buildInfo().version,
       nodeName: this.config.nodeName,
       clientId: this.config.broker.clientId,
       model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version } : null,

@@ -23,6 +23,7 @@ export type Alert = z.infer<typeof alertSchema>;
 
 export const statusSchema = z.object({
   state: z.enum(['online', 'offline']),
+  version: z.string().describe('the Sentinel version (package.json) of the daemon that sent it'),
   nodeName: z.string(),
   clientId: z.string(),
   model: z.object({ name: z.string(), version: z.string() }).nullable(),

@@ -1,11 +1,12 @@
 /** `sentinel demo`: embedded broker, the daemon, and a seeded pump simulator with injected faults; prints alerts live. */
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { alertSchema } from '../alert/alert.js';
 import { validateConfig } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../observe/log.js';
 import { PumpSimulator, type FaultPlan } from '../offline/sim/pump.js';
+import { consoleIO, numberOption, numberOr, runCommandLine, type CommandIO } from './args.js';
+import { demoSpec } from './commands.js';
 
 interface DemoPump {
   streamId: string;
@@ -21,27 +22,39 @@ export function demoScenario(): DemoPump[] {
   ];
 }
 
-export async function runDemoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seed: { type: 'string', default: '7' },
-      rows: { type: 'string', default: '800' },
-      rate: { type: 'string', default: '100' },
-      port: { type: 'string', default: '0' },
-      'http-port': { type: 'string', default: '9464' },
-      model: { type: 'string', default: 'models/default.onnx' },
-    },
+export async function runDemoCommand(argv: string[], io: CommandIO = consoleIO): Promise<number> {
+  return runCommandLine(demoSpec, argv, io, async ({ values }) => {
+    const port = { integer: true, min: 0, max: 65_535 } as const;
+    return demo({
+      seed: numberOr('seed', values.seed, 7, { integer: true }),
+      rows: numberOr('rows', values.rows, 800, { integer: true, min: 1 }),
+      rate: numberOr('rate', values.rate, 100, { above: 0, unit: 'rows per second' }),
+      durationS: numberOption('duration', values.duration, { above: 0, unit: 'seconds' }),
+      port: numberOr('port', values.port, 0, port),
+      httpPort: numberOr('http-port', values['http-port'], 9464, port),
+      model: values.model,
+    });
   });
-  const seed = Number(values.seed);
-  const rows = Number(values.rows);
-  const rate = Number(values.rate);
+}
+
+interface DemoOptions {
+  seed: number;
+  rows: number;
+  rate: number;
+  /** Stop after this long even if rows remain (undefined: once every row is sent). */
+  durationS: number | undefined;
+  port: number;
+  httpPort: number;
+  model: string;
+}
+
+async function demo({ seed, rows, rate, durationS, port, httpPort, model }: DemoOptions): Promise<number> {
   const config = validateConfig({
     nodeName: 'demo',
-    broker: { url: null, embedded: { host: '127.0.0.1', port: Number(values.port) } },
+    broker: { url: null, embedded: { host: '127.0.0.1', port } },
     subscriptions: [{ topic: 'sensors/+/telemetry', format: 'json-values', qos: 1 }],
-    http: { host: '127.0.0.1', port: Number(values['http-port']) },
-    model: { path: values.model },
+    http: { host: '127.0.0.1', port: httpPort },
+    model: { path: model },
     log: { level: 'warn' },
   });
   const daemon = new Daemon(config, createLogger(config.log.level));
@@ -64,9 +77,13 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   for (const p of pumps) {
     process.stdout.write(`  ${p.streamId}: faults ${p.faults.map((f) => `${f.kind} on ${p.sim.channels[f.channel]} at row ${f.start}`).join(', ')}\n`);
   }
-  process.stdout.write(`publishing ${rows} rows per pump at ${rate} rows/s…\n`);
+  process.stdout.write(`publishing ${rows} rows per pump at ${rate} rows/s${durationS === undefined ? '' : ` for at most ${durationS} s`}…\n`);
   let stop = false;
-  process.once('SIGINT', () => (stop = true));
+  const onSigint = (): void => {
+    stop = true;
+  };
+  process.once('SIGINT', onSigint);
+  const timer = durationS === undefined ? undefined : setTimeout(onSigint, durationS * 1000);
   for (let row = 0; row < rows && !stop; row++) {
     await Promise.all(
       pumps.map((p) => {
@@ -77,6 +94,8 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     );
     await new Promise((resolve) => setTimeout(resolve, 1000 / rate));
   }
+  clearTimeout(timer);
+  process.removeListener('SIGINT', onSigint);
   await new Promise((resolve) => setTimeout(resolve, 500));
   await client.endAsync();
   await daemon.stop();

@@ -1,32 +1,33 @@
 #!/usr/bin/env node
 /** The `sentinel` command line: run, check-config, train, evaluate, eval-skab, demo. */
-import { parseArgs } from 'node:util';
-import { checkConfigCommand, runCommand } from './run.js';
+import { buildInfo } from '../observe/build-info.js';
+import { consoleIO, runCommandLine } from './args.js';
+import { checkConfigSpec, commandSpecs, runSpec } from './commands.js';
 
-const usage = `usage: sentinel <command> [options]
-
-commands:
-  run [--config FILE]            start the daemon (default config: config/sentinel.yaml, or $SENTINEL_CONFIG)
-  check-config [--config FILE]   validate the config and the model manifest, print the effective config
-  train --input CSV --out MODEL.onnx [--window N] [--channels a,b,...]
-                                 fit a model on normal data; writes MODEL.onnx and MODEL.json
-  evaluate --model MODEL.onnx --input CSV [--label anomaly] [--decisions OUT.csv] [--json]
-                                 replay labelled data through the daemon's windowing and decisions
-  eval-skab FOLDER [--json]      the SKAB protocol over a folder of labelled CSV files
-  demo [--seed N] [--duration S] embedded broker + daemon + simulated pump with injected faults
-`;
+function usage(): string {
+  const width = Math.max(...commandSpecs.map((c) => c.name.length)) + 2;
+  return [
+    'usage: sentinel <command> [options]',
+    '       sentinel --version',
+    '',
+    'commands:',
+    ...commandSpecs.map((c) => `  ${c.name.padEnd(width)}${c.synopsis}\n  ${' '.repeat(width)}${c.summary}`),
+    '',
+    '`sentinel <command> --help` prints the options of one command.',
+    '',
+  ].join('\n');
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const configOption = { config: { type: 'string' as const, short: 'c' } };
   switch (command) {
     case 'run': {
-      const { values } = parseArgs({ args: rest, options: configOption });
-      return runCommand(values.config);
+      const { runCommand } = await import('./run.js');
+      return runCommandLine(runSpec, rest, consoleIO, ({ values }) => runCommand(values.config));
     }
     case 'check-config': {
-      const { values } = parseArgs({ args: rest, options: configOption });
-      return checkConfigCommand(values.config);
+      const { checkConfigCommand } = await import('./run.js');
+      return runCommandLine(checkConfigSpec, rest, consoleIO, ({ values }) => checkConfigCommand(values.config));
     }
     case 'train': {
       const { runTrainCommand } = await import('./train.js');
@@ -44,14 +45,20 @@ async function main(argv: string[]): Promise<number> {
       const { runDemoCommand } = await import('./demo.js');
       return runDemoCommand(rest);
     }
+    case '--version':
+    case '-V': {
+      const { version, revision, onnxruntime } = buildInfo();
+      process.stdout.write(`sentinel ${version} (revision ${revision}, onnxruntime-node ${onnxruntime})\n`);
+      return 0;
+    }
     case undefined:
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(usage);
+      process.stdout.write(usage());
       return command === undefined ? 2 : 0;
     default:
-      process.stderr.write(`unknown command "${command}"\n${usage}`);
+      process.stderr.write(`unknown command "${command}"\n${usage()}`);
       return 2;
   }
 }

@@ -1,81 +1,40 @@
 /** `sentinel train`: fits a model from a CSV of normal readings and writes the ONNX file and its manifest. */
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { TableError, readTable } from '../offline/data/table.js';
 import { FitError, trainModel } from '../offline/train/trainer.js';
 import { writeModelFiles } from '../offline/train/write-model.js';
+import { UsageError, consoleIO, numberOption, runCommandLine, type CommandIO } from './args.js';
+import { trainSpec } from './commands.js';
 
-const USAGE = 'usage: sentinel train --input normal.csv --out models/pump.onnx [--window N] [--channels a,b,...] [--cooldown SECONDS]';
+export type { CommandIO } from './args.js';
 
-export interface CommandIO {
-  out: (line: string) => void;
-  err: (line: string) => void;
+/** Returns the exit code: 0 trained (or --help), 1 unusable data or an I/O failure, 2 bad arguments. */
+export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO): Promise<number> {
+  return runCommandLine(trainSpec, argv, io, async ({ values }) => {
+    if (values.input === undefined || values.out === undefined) throw new UsageError('--input and --out are required');
+    if (!values.out.toLowerCase().endsWith('.onnx')) {
+      throw new UsageError(`--out ${values.out} must end in .onnx (the manifest goes beside it as .json)`);
+    }
+    const window = numberOption('window', values.window, { integer: true, min: 1, max: 4096 });
+    const cooldown = numberOption('cooldown', values.cooldown, { min: 0, unit: 'seconds' });
+    return train(values.input, values.out, window, values.channels, cooldown, io);
+  });
 }
 
-const consoleIO: CommandIO = { out: (l) => console.log(l), err: (l) => console.error(l) };
-
-/** Returns the exit code: 0 trained, 1 unusable data or an I/O failure, 2 bad arguments. */
-export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        input: { type: 'string' },
-        out: { type: 'string' },
-        window: { type: 'string' },
-        channels: { type: 'string' },
-        cooldown: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.err(`sentinel train: ${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  if (values.input === undefined || values.out === undefined) {
-    io.err(`sentinel train: --input and --out are required\n${USAGE}`);
-    return 2;
-  }
-  if (!values.out.toLowerCase().endsWith('.onnx')) {
-    io.err(`sentinel train: --out ${values.out} must end in .onnx (the manifest goes beside it as .json)`);
-    return 2;
-  }
-  let window: number | undefined;
-  if (values.window !== undefined) {
-    window = Number(values.window);
-    if (!/^\d+$/.test(values.window) || window < 1) {
-      io.err(`sentinel train: --window ${values.window} must be a whole number of rows >= 1`);
-      return 2;
-    }
-  }
-  const channels = values.channels?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+async function train(input: string, out: string, window: number | undefined, channelList: string | undefined, cooldown: number | undefined, io: CommandIO): Promise<number> {
+  const channels = channelList?.split(',').map((c) => c.trim()).filter((c) => c !== '');
 
   try {
-    let cooldownMs: number | undefined;
-    if (values.cooldown !== undefined) {
-      cooldownMs = Number(values.cooldown) * 1000;
-      if (!Number.isFinite(cooldownMs) || cooldownMs < 0) {
-        io.err(`sentinel train: --cooldown ${values.cooldown} must be a number of seconds >= 0`);
-        return 2;
-      }
-    }
-    const table = readTable(values.input);
-    io.err(`train: read ${table.rows} rows × ${table.channels.length} channels from ${values.input}`);
+    const table = readTable(input);
+    io.err(`train: read ${table.rows} rows × ${table.channels.length} channels from ${input}`);
     let lastTenth = -1;
     const started = performance.now();
     const trained = trainModel(table, {
       window,
       channels,
-      cooldownMs,
-      name: basename(values.out).replace(/\.onnx$/i, ''),
-      source: basename(values.input),
+      cooldownMs: cooldown === undefined ? undefined : cooldown * 1000,
+      name: basename(out).replace(/\.onnx$/i, ''),
+      source: basename(input),
       onProgress: (fraction, note) => {
         // One line per tenth at most, so a long fit shows it is alive without flooding the terminal.
         const tenth = Math.floor(fraction * 10);
@@ -86,7 +45,7 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
       },
     });
     const seconds = (performance.now() - started) / 1000;
-    const { modelPath, manifestPath } = writeModelFiles(values.out, trained.onnx, trained.manifest);
+    const { modelPath, manifestPath } = writeModelFiles(out, trained.onnx, trained.manifest);
     const m = trained.manifest;
     const cal = m.calibration;
     io.out(

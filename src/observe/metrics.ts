@@ -1,6 +1,22 @@
 /** Prometheus metrics: every sentinel_* series the daemon exports, on a registry of its own. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { alertSchema } from '../alert/alert.js';
+import { buildInfo } from './build-info.js';
+import type { ProbeRejectReason } from './probe-server.js';
 import { WindowHistogram } from './window-histogram.js';
+
+/**
+ * Every value of the labels counted here (the daemon and the alert stage export the others' from their
+ * own lists): each series exists at 0 from the start, so rate() sees the first increment.
+ */
+export const dropReasons = ['queue_full_drop_oldest', 'queue_full_drop_newest', 'shutdown'] as const;
+export const evictReasons = ['idle', 'table_full'] as const;
+export const modelSwapResults = ['swapped', 'refused', 'incomplete'] as const;
+export type ModelSwapResult = (typeof modelSwapResults)[number];
+export const httpRejectReasons = ['connection_limit', 'client_limit', 'bad_request', 'timeout'] as const satisfies readonly ProbeRejectReason[];
+// A reason added to ProbeRejectReason and not here fails to compile.
+const everyHttpReason: Exclude<ProbeRejectReason, (typeof httpRejectReasons)[number]> extends never ? true : never = true;
+void everyHttpReason;
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -27,7 +43,7 @@ export class SentinelMetrics {
   });
   readonly readingsDropped = new Counter({
     name: 'sentinel_readings_dropped_total',
-    help: 'Valid QoS 0 readings dropped because the queue was full, by policy',
+    help: 'Valid QoS 0 readings dropped, by reason: the queue was full (by dropPolicy), or intake had stopped for shutdown',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -180,9 +196,21 @@ export class SentinelMetrics {
     registers: [this.registry],
   });
   readonly ready = new Gauge({ name: 'sentinel_ready', help: '1 when /readyz would answer 200', registers: [this.registry] });
+  readonly buildInfo = new Gauge({
+    name: 'sentinel_build_info',
+    help: 'The running build (value 1): Sentinel version, source revision and onnxruntime-node version',
+    labelNames: ['version', 'revision', 'onnxruntime'] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.buildInfo.set({ ...buildInfo() }, 1);
+    for (const reason of dropReasons) this.readingsDropped.labels(reason).inc(0);
+    for (const reason of evictReasons) this.streamsEvicted.labels(reason).inc(0);
+    for (const type of alertSchema.shape.type.options) this.alerts.labels(type).inc(0);
+    for (const result of modelSwapResults) this.modelSwaps.labels(result).inc(0);
+    for (const reason of httpRejectReasons) this.httpRejected.labels(reason).inc(0);
   }
 
   /**

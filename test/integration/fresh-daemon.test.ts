@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusSchema, type Status } from '../../src/alert/alert.js';
+import { validateConfig } from '../../src/config/load.js';
+import { Daemon, internalStages } from '../../src/daemon.js';
+import { rejectReasons } from '../../src/ingest/reading.js';
+import { createLogger } from '../../src/observe/log.js';
+import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
+import { getText } from '../support/http.js';
+import { scrape } from '../support/metrics.js';
+import { DEFAULT_MODEL } from '../support/model.js';
+
+const packageVersion = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+const onnxruntimeVersion = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
+
+let broker: TestBroker;
+let daemon: Daemon;
+let prefix: string;
+let text: string;
+const statuses: Status[] = [];
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  prefix = uniquePrefix('fresh');
+  const watcher = await connectClient(broker, `fresh-watch-${process.pid}`);
+  watcher.on('message', (topic, message) => {
+    if (topic === `${prefix}/status/fresh-node`) statuses.push(statusSchema.parse(JSON.parse(message.toString())));
+  });
+  await watcher.subscribeAsync(`${prefix}/status/#`, { qos: 1 });
+  daemon = new Daemon(
+    validateConfig({
+      outbox: { path: join(mkdtempSync(join(tmpdir(), 'sentinel-outbox-')), 'outbox.jsonl') },
+      nodeName: 'fresh-node',
+      broker: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `sentinel-${prefix.replace(/\//g, '-')}` },
+      subscriptions: [{ topic: `${prefix}/sensors/+/telemetry`, format: 'json-values', qos: 1 }],
+      alert: { prefix: `${prefix}/alerts`, statusPrefix: `${prefix}/status` },
+      http: { host: '127.0.0.1', port: 0 },
+      model: { path: DEFAULT_MODEL, warmupRuns: 1 },
+    }),
+    createLogger('silent'),
+  );
+  await daemon.start();
+  await waitFor(() => statuses.length > 0 && daemon.readiness().ready, 10_000, 'status message and ready');
+  await watcher.endAsync();
+  text = await scrape(daemon.httpPort);
+}, 30_000);
+afterAll(async () => {
+  await daemon?.stop();
+  await broker?.stop();
+});
+
+/** The samples of `family` in the scrape, as label text → value. */
+function samples(family: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m?.[1] === family) found.set(m[2] ?? '', Number(m[3]));
+  }
+  return found;
+}
+
+describe('a freshly started daemon, before any telemetry', () => {
+  /** Every labelled counter and each label value it can take, as the README documents them. */
+  const documented = (): Record<string, { label: string; values: readonly string[] }> => ({
+    sentinel_messages_received_total: { label: 'subscription', values: [`${prefix}/sensors/+/telemetry`, 'none'] },
+    sentinel_readings_rejected_total: { label: 'reason', values: rejectReasons },
+    sentinel_readings_dropped_total: { label: 'reason', values: ['queue_full_drop_oldest', 'queue_full_drop_newest', 'shutdown'] },
+    sentinel_streams_evicted_total: { label: 'reason', values: ['idle', 'table_full'] },
+    sentinel_alerts_total: { label: 'type', values: ['raised', 'resolved'] },
+    sentinel_alerts_undeliverable_total: { label: 'reason', values: ['topic_too_long', 'invalid_topic', 'publish_error'] },
+    sentinel_internal_errors_total: { label: 'stage', values: internalStages },
+    sentinel_http_rejected_total: { label: 'reason', values: ['connection_limit', 'client_limit', 'bad_request', 'timeout'] },
+    sentinel_model_swaps_total: { label: 'result', values: ['swapped', 'refused', 'incomplete'] },
+  });
+
+  it('exports every labelled sentinel_ counter with each of its label values at 0', () => {
+    // A labelled counter added to SentinelMetrics must be listed above (and initialised) too.
+    const labelled = daemon.metrics.registry
+      .getMetricsAsArray()
+      .filter((m) => m.name.startsWith('sentinel_') && ((m as { labelNames?: readonly string[] }).labelNames?.length ?? 0) > 0 && text.includes(`# TYPE ${m.name} counter`))
+      .map((m) => m.name);
+    expect(labelled.sort()).toEqual(Object.keys(documented()).sort());
+    for (const [family, { label, values }] of Object.entries(documented())) {
+      const expected = new Map(values.map((v) => [`${label}="${v}"`, 0]));
+      expect(samples(family), family).toEqual(expected);
+    }
+  });
+
+  it('exports sentinel_build_info with the package version, the revision and the onnxruntime-node version', () => {
+    const info = samples('sentinel_build_info');
+    // No dist/REVISION next to src/: a build that was given no revision says "unknown".
+    expect(info).toEqual(new Map([[`version="${packageVersion}",revision="unknown",onnxruntime="${onnxruntimeVersion}"`, 1]]));
+    expect(onnxruntimeVersion).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('names its version in /readyz and in the retained status message', async () => {
+    const { status, body } = await getText(daemon.httpPort, '/readyz');
+    expect(status).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ version: packageVersion });
+    expect(statuses[0]).toMatchObject({ state: 'online', version: packageVersion, nodeName: 'fresh-node' });
+  });
+});
