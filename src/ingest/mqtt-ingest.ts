@@ -131,7 +131,7 @@ export interface IngestHooks {
   /** The broker granted every subscription: telemetry published from now on reaches this daemon. */
   onSubscribed?(): void;
   /** The broker refused a subscription (e.g. an ACL): that rule's telemetry never arrives. */
-  onSubscribeFailed?(err: Error): void;
+  onSubscribeFailed(err: Error): void;
 }
 
 export interface IngestLimits {
@@ -163,10 +163,8 @@ export class MqttIngest {
       (topic, payload, qos, done) => this.onMessage(topic, payload, qos, done),
       {
         onSubscribed: () => this.hooks.onSubscribed?.(),
-        onError: (err) => {
-          this.hooks.onRejected('no_rule', `subscribe failed: ${err.message}`, this.rules.map((r) => r.filter).join(','));
-          this.hooks.onSubscribeFailed?.(err);
-        },
+        // A refused SUBSCRIBE is not a reading: it shows in readiness and the log, never as a rejection.
+        onError: (err) => this.hooks.onSubscribeFailed(err),
       },
     );
   }
