@@ -1,14 +1,8 @@
 /** The alert stage: journals each alert in the outbox, publishes it at QoS 1 to <prefix>/<streamId>, and the retained node status. */
 import type { MqttClient } from 'mqtt';
 import type { Alert, Status } from './alert.js';
+import { fitsBytes } from '../ingest/stream-id.js';
 import type { AlertOutbox } from './outbox.js';
-
-export interface AlertSink {
-  /** Journals and publishes an alert; never throws. */
-  send(alert: Alert): void;
-  /** Resolves when every alert sent so far is acknowledged or has failed (failed ones stay in the outbox). */
-  flush(): Promise<void>;
-}
 
 export type UndeliverableReason = 'topic_too_long' | 'invalid_topic' | 'publish_error';
 
@@ -44,7 +38,7 @@ export function alertTopic(prefix: string, streamId: string): string {
  * and mqtt.js throws while writing a topic over 65,535 bytes.
  */
 export function topicProblem(topic: string): 'topic_too_long' | 'invalid_topic' | null {
-  if (topic.length * 3 > MAX_TOPIC_BYTES && Buffer.byteLength(topic, 'utf8') > MAX_TOPIC_BYTES) return 'topic_too_long';
+  if (!fitsBytes(topic, MAX_TOPIC_BYTES)) return 'topic_too_long';
   for (let i = 0; i < topic.length; i++) {
     const c = topic.charCodeAt(i);
     if (c === 0x2b || c === 0x23 || c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xfdd0 && c <= 0xfdef) || c === 0xfffe || c === 0xffff) {
@@ -58,7 +52,7 @@ export function topicProblem(topic: string): 'topic_too_long' | 'invalid_topic' 
   return null;
 }
 
-export class MqttAlertPublisher implements AlertSink {
+export class MqttAlertPublisher {
   private inFlight = 0;
   private waiters: Array<() => void> = [];
 
@@ -83,6 +77,7 @@ export class MqttAlertPublisher implements AlertSink {
     }
   }
 
+  /** Journals and publishes an alert; never throws. */
   send(alert: Alert): void {
     const topic = alertTopic(this.prefix, alert.streamId);
     const problem = topicProblem(topic);
@@ -159,6 +154,7 @@ export class MqttAlertPublisher implements AlertSink {
     for (const resolve of waiters) resolve();
   }
 
+  /** Resolves when every alert sent so far is acknowledged or has failed (failed ones stay in the outbox). */
   flush(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));

@@ -3,19 +3,9 @@
  * (or topic) must be short enough and free of control characters before anything keeps it.
  */
 
-/** UTF-8 length of a string, without encoding it (lone surrogates count as the 3 bytes of U+FFFD). */
+/** UTF-8 length of a string (lone surrogates count as the 3 bytes of U+FFFD, as the encoder writes them). */
 export function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
+  return Buffer.byteLength(text, 'utf8');
 }
 
 /** True when `text` is at most `maxBytes` in UTF-8; cheap for the common short ASCII case. */
