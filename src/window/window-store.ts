@@ -320,12 +320,8 @@ export class WindowStore {
   }
 
   private clockStep(slot: StreamSlot): void {
-    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
-    const i = slot & this.slabMask;
-    slab.filled[i] = 0;
-    slab.head[i] = 0;
-    slab.lastTs[i] = Number.NEGATIVE_INFINITY;
-    this.pending[slot]?.clear();
+    this.emptyWindow(slot);
+    this.slabs[slot >>> this.slabShift]!.lastTs[slot & this.slabMask] = Number.NEGATIVE_INFINITY;
     this.clockSteps++;
   }
 
@@ -336,10 +332,15 @@ export class WindowStore {
   }
 
   private restart(slot: StreamSlot): void {
+    this.slabs[slot >>> this.slabShift]!.stale[slot & this.slabMask] = 0;
+    this.staleStreams--;
+    this.emptyWindow(slot);
+  }
+
+  /** Drops the stream's rows and any half-built row; the next full window starts from scratch. */
+  private emptyWindow(slot: StreamSlot): void {
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
-    slab.stale[i] = 0;
-    this.staleStreams--;
     slab.filled[i] = 0;
     slab.head[i] = 0;
     this.pending[slot]?.clear();
