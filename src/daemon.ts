@@ -311,7 +311,7 @@ export class Daemon {
     };
     add(schedule.heartbeat, 'heartbeat', () => this.link?.publishStatus('online'));
     add(schedule.summary, 'summary', () => this.logSummary());
-    add(schedule.staleCheck, 'stale-check', () => this.sweep());
+    add(schedule.sweep, 'sweep', () => this.sweep());
     add(schedule.modelPoll, 'model-poll', () => this.watcher?.check());
   }
 

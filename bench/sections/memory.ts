@@ -103,7 +103,7 @@ async function runOnce(ctx: BenchContext, broker: string, modelPath: string, lab
       window: settings.publisherWindow,
       seed: 32,
     });
-    // sentinel_streams_active is refreshed by the stale-check job (every 5 s by default).
+    // sentinel_streams_active is refreshed by the sweep job (every 5 s by default).
     let metrics = await daemon.metrics();
     for (let i = 0; i < 30 && metrics.sum('sentinel_streams_active') < settings.memoryStreams; i++) {
       await sleep(250);

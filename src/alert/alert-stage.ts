@@ -53,7 +53,7 @@ export class AlertStage {
     this.publisher = new MqttAlertPublisher(client, config.alert.prefix, this.outbox, {
       onPublished: () => metrics.alertsPublished.inc(),
       onFailed: (alert, err) => {
-        metrics.alertPublishFailures.inc();
+        metrics.alertsPublishFailures.inc();
         log.warn({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert not acknowledged; it stays in the outbox');
       },
       onDropped: (alert) => {

@@ -209,7 +209,7 @@ export const configSchema = z.object({
     .object({
       heartbeat: z.string().default('*/30 * * * * *').describe('cron: republish the retained status'),
       summary: z.string().default('0 * * * * *').describe('cron: log a one-line summary'),
-      staleCheck: z.string().default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
+      sweep: z.string().default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
       modelPoll: z.string().default('*/30 * * * * *').describe('cron: check the model file for a new version'),
     })
     .prefault({}),

@@ -211,7 +211,7 @@ export class MqttIngest {
     }
     this.hooks.onReceived(rule);
     if (rule === null || match === null) {
-      this.hooks.onRejected('no_rule', 'topic matches no subscription rule', topic);
+      this.hooks.onRejected('no_subscription', 'topic matches no subscription rule', topic);
       done();
       return;
     }

@@ -26,7 +26,7 @@ export const rejectReasons = [
   'bad_timestamp',
   'unknown_channel',
   'wrong_channel_count',
-  'no_rule',
+  'no_subscription',
   'out_of_order',
   'duplicate',
   'stream_limit',

@@ -66,7 +66,7 @@ export class SentinelMetrics {
     registers: [this.registry],
   });
   readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', registers: [this.registry] });
-  readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (data gap)', registers: [this.registry] });
+  readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (stale: a data gap, not an anomaly)', registers: [this.registry] });
   readonly streamsEvicted = new Counter({
     name: 'sentinel_streams_evicted_total',
     help: 'Streams evicted, by reason: idle (silent past window.idleTtlMs), table_full (a new stream needed the room)',
@@ -83,8 +83,8 @@ export class SentinelMetrics {
     help: 'Windows restarted because a stream\'s newest row was stamped ahead of the wall clock and older readings followed',
     registers: [this.registry],
   });
-  readonly dataGaps = new Counter({
-    name: 'sentinel_data_gaps_total',
+  readonly streamsWentStale = new Counter({
+    name: 'sentinel_streams_went_stale_total',
     help: 'Times a stream went stale (silent past window.staleAfterMs)',
     registers: [this.registry],
   });
@@ -128,8 +128,8 @@ export class SentinelMetrics {
     help: 'Alert events acknowledged by the broker',
     registers: [this.registry],
   });
-  readonly alertPublishFailures = new Counter({
-    name: 'sentinel_alert_publish_failures_total',
+  readonly alertsPublishFailures = new Counter({
+    name: 'sentinel_alerts_publish_failures_total',
     help: 'Alert publishes that failed',
     registers: [this.registry],
   });

@@ -20,7 +20,7 @@ import { WindowStore } from '../window/window-store.js';
 export interface PipelineHooks {
   /** Decided alerts, in order: the caller journals and publishes them. */
   onAlert(alert: Alert): void;
-  /** A reading refused after the queue (order, duplicate, stream table full). */
+  /** A reading rejected after the queue (order, duplicate, stream table full). */
   onRejected(reason: RejectReason, detail: string, streamId: string): void;
   /** A bug caught at a stage boundary inside the pipeline. */
   onInternalError(stage: 'window' | 'decide', err: unknown): void;
@@ -138,7 +138,7 @@ export class Pipeline implements ReadingSink {
     for (const streamId of evicted) this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
     const { metrics } = this;
     if (becameStale.length > 0) {
-      metrics.dataGaps.inc(becameStale.length);
+      metrics.streamsWentStale.inc(becameStale.length);
       this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
     }
     if (evicted.length > 0) metrics.streamsEvicted.labels('idle').inc(evicted.length);

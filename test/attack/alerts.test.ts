@@ -239,7 +239,7 @@ describe('extreme values (finite in float32)', () => {
 
 describe('an open alert on a stream that goes silent', () => {
   it('is resolved with reason "stale" by the sweep; a resolution by scores says reason "score"; the stream restarts fresh', async () => {
-    const d = await daemon('stale', { window: { staleAfterMs: 2000 }, schedule: { staleCheck: '* * * * * *' } });
+    const d = await daemon('stale', { window: { staleAfterMs: 2000 }, schedule: { sweep: '* * * * * *' } });
     const seen = await watchAlerts(BROKER_URL, d.prefix);
     const pub = await publisher(BROKER_URL, d.prefix);
     const topic = (stream: string): string => `${d.prefix}/sensors/${stream}/telemetry`;
@@ -281,7 +281,7 @@ describe('an open alert on a stream that goes silent', () => {
     expect(seen.alerts.filter((a) => a.streamId === 'recovers').map((a) => a.type)).toEqual(['raised', 'resolved']);
     expect(seen.alerts.filter((a) => a.streamId === 'silent').map((a) => a.type)).toEqual(['raised', 'resolved']);
     expect(metricValue(text, 'sentinel_alerts_total', { type: 'resolved' })).toBe(2);
-    expect(metricValue(text, 'sentinel_data_gaps_total')).toBe(2);
+    expect(metricValue(text, 'sentinel_streams_went_stale_total')).toBe(2);
 
     // Speaking again: a fresh window (19 rows fill it, the 20th is scored), the old spike forgotten.
     const scoredBefore = metricValue(text, 'sentinel_windows_scored_total');

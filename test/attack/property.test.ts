@@ -61,7 +61,7 @@ function mosquittoTakes(topic: string): boolean {
 
 type Route =
   | { delivered: false }
-  | { delivered: true; reason: 'topic_too_long' | 'no_rule' | 'bad_stream_id'; streamId: string; subscription: string }
+  | { delivered: true; reason: 'topic_too_long' | 'no_subscription' | 'bad_stream_id'; streamId: string; subscription: string }
   | { delivered: true; reason: null; streamId: string; subscription: string };
 
 /** The `subscription` label of sentinel_messages_received_total (the rule's filter) by second level. */
@@ -79,7 +79,7 @@ function route(prefix: string, rawTopic: string): Route {
   else if (sub === 'h' && levels.length >= 2) streamId = levels.slice(2).join('/');
   else return { delivered: false };
   if (bytes(topic) > MAX_TOPIC) return { delivered: true, reason: 'topic_too_long', streamId, subscription: 'none' };
-  if (streamId.length === 0) return { delivered: true, reason: 'no_rule', streamId, subscription: 'none' };
+  if (streamId.length === 0) return { delivered: true, reason: 'no_subscription', streamId, subscription: 'none' };
   const subscription = filterOf(prefix, sub);
   if (bytes(streamId) > MAX_STREAM_ID) return { delivered: true, reason: 'bad_stream_id', streamId, subscription };
   return { delivered: true, reason: null, streamId, subscription };
@@ -369,7 +369,7 @@ function build(list: Descriptor[], prefix: string): Plan {
     }
   }
 
-  const exactReasons: RejectReason[] = ['topic_too_long', 'no_rule', 'bad_stream_id', 'duplicate', 'out_of_order', 'rate_limited'];
+  const exactReasons: RejectReason[] = ['topic_too_long', 'no_subscription', 'bad_stream_id', 'duplicate', 'out_of_order', 'rate_limited'];
   const exact = new Map<RejectReason, number>(exactReasons.map((r) => [r, 0]));
   const atLeast = new Map<RejectReason, number>(rejectReasons.map((r) => [r, 0]));
   for (const m of messages) {
@@ -547,7 +547,7 @@ describe('property-based attack on one running daemon', () => {
     const plan = build(fc.sample(descriptors, { seed: SEED, numRuns: CASES }), TP);
     const http = fc.sample(httpCases(d.port), { seed: SEED, numRuns: HTTP_CASES });
     // The plan exercises what it claims to.
-    for (const reason of ['topic_too_long', 'no_rule', 'bad_stream_id', 'duplicate', 'out_of_order', 'malformed', 'invalid_payload', 'non_finite', 'bad_timestamp', 'unknown_channel', 'wrong_channel_count', 'oversized'] as const) {
+    for (const reason of ['topic_too_long', 'no_subscription', 'bad_stream_id', 'duplicate', 'out_of_order', 'malformed', 'invalid_payload', 'non_finite', 'bad_timestamp', 'unknown_channel', 'wrong_channel_count', 'oversized'] as const) {
       expect(plan.atLeast.get(reason), `the plan exercises ${reason}`).toBeGreaterThan(0);
     }
     expect(plan.rogue, 'topics the broker refuses').toBeGreaterThan(0);

@@ -121,7 +121,7 @@ describe('stream table (items 3, 8, 9)', () => {
     const budget = 8 * MiB;
     const d = await daemon(
       'id-budget',
-      { ingest: { maxTopicBytes: 65_535, maxStreamIdBytes: 16_384 }, window: { maxBytes: budget }, schedule: { staleCheck: '* * * * * *' } },
+      { ingest: { maxTopicBytes: 65_535, maxStreamIdBytes: 16_384 }, window: { maxBytes: budget }, schedule: { sweep: '* * * * * *' } },
       { nodeFlags: ['--max-old-space-size=320'], brokerUrl: owned.url },
     );
     const pub = await publisher(owned.url, d.prefix);
@@ -170,7 +170,7 @@ describe('stream table (items 3, 8, 9)', () => {
     const staleAfterMs = 2_000;
     const d = await daemon(
       'squat',
-      { window: { maxStreams: 2_000, staleAfterMs }, schedule: { staleCheck: '* * * * * *' } },
+      { window: { maxStreams: 2_000, staleAfterMs }, schedule: { sweep: '* * * * * *' } },
       { brokerUrl: owned.url },
     );
     const alerts = await alertWatcher(owned.url, d.prefix);

@@ -125,8 +125,8 @@ const descriptors: fc.Arbitrary<Descriptor> = fc.oneof(
   { weight: 3, arbitrary: hostile('channel-subset', 'wrong_channel_count', onMulti(fc.tuple(row, fc.subarray(CHANNELS, { maxLength: CHANNELS.length - 1 })), ([v, keep]) => JSON.stringify({ values: Object.fromEntries(keep.map((c) => [c, v[CHANNELS.indexOf(c)] as number])) }))) },
   // oversized: checked before parsing, whatever the bytes
   { weight: 2, arbitrary: hostile('oversized', 'oversized', fc.tuple(fc.constantFrom('m', 's', 'n'), junk, fc.integer({ min: MAX_PAYLOAD + 1, max: MAX_PAYLOAD + 4000 }), fc.boolean()).map(([sub, s, n, bin]) => ({ topic: (p: string) => (sub === 'm' ? `${p}/m/${s}/telemetry` : `${p}/${sub}/${s}/vibration`), payload: bin ? Buffer.alloc(n, 0xfe) : `{"values":{"vibration":1${' '.repeat(n)}}}`.slice(0, n) }))) },
-  // no_rule: topics the broker delivers whose wildcard level is empty, so no stream id
-  { weight: 2, arbitrary: hostile('empty-stream-level', 'no_rule', fc.tuple(row, fc.constantFrom('m', 'h')).map(([v, sub]) => ({ topic: (p: string) => (sub === 'm' ? `${p}/m//telemetry` : `${p}/h/`), payload: JSON.stringify({ values: valuesOf(v) }) }))) },
+  // no_subscription: topics the broker delivers whose wildcard level is empty, so no stream id
+  { weight: 2, arbitrary: hostile('empty-stream-level', 'no_subscription', fc.tuple(row, fc.constantFrom('m', 'h')).map(([v, sub]) => ({ topic: (p: string) => (sub === 'm' ? `${p}/m//telemetry` : `${p}/h/`), payload: JSON.stringify({ values: valuesOf(v) }) }))) },
 );
 
 /** Per stream: rows committed and the newest payload ts (the window store's order rules, README "Windows"). */
@@ -223,7 +223,7 @@ function build(list: Descriptor[], prefix: string, emptyPlusLevel: boolean): Pla
         if (!emptyPlusLevel && m.kind === 'empty-channel-level') m.topic = `${m.topic} `;
         // Size is checked before parsing (and after topic matching), whatever the generator meant.
         const size = typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.byteLength;
-        if (m.reason !== 'no_rule' && size > MAX_PAYLOAD) m.reason = 'oversized';
+        if (m.reason !== 'no_subscription' && size > MAX_PAYLOAD) m.reason = 'oversized';
         messages.push(m);
         break;
       }
@@ -231,7 +231,7 @@ function build(list: Descriptor[], prefix: string, emptyPlusLevel: boolean): Pla
   }
   const expectedRejected = new Map<RejectReason, number>(rejectReasons.map((r) => [r, 0]));
   for (const m of messages) if (m.reason !== null) expectedRejected.set(m.reason, (expectedRejected.get(m.reason) ?? 0) + 1);
-  const parseRejected = new Set<RejectReason>(['topic_too_long', 'bad_stream_id', 'oversized', 'rate_limited', 'malformed', 'invalid_payload', 'non_finite', 'bad_timestamp', 'unknown_channel', 'wrong_channel_count', 'no_rule']);
+  const parseRejected = new Set<RejectReason>(['topic_too_long', 'bad_stream_id', 'oversized', 'rate_limited', 'malformed', 'invalid_payload', 'non_finite', 'bad_timestamp', 'unknown_channel', 'wrong_channel_count', 'no_subscription']);
   const accepted = messages.filter((m) => m.reason === null || !parseRejected.has(m.reason)).length;
   let expectedWindows = 0;
   for (const s of streams.values()) expectedWindows += Math.max(0, s.rows - (WINDOW - 1));
@@ -316,8 +316,8 @@ describe('hostile input through the broker', () => {
       expect(metricValue(text, 'sentinel_windows_scored_total')).toBe(plan.expectedWindows);
       expect(metricValue(text, 'sentinel_windows_failed_total')).toBe(0);
       expect(metricValue(text, 'sentinel_messages_received_total')).toBe(plan.messages.length);
-      // A topic too long to match is counted before any rule sees it: under "none", like no_rule.
-      expect(metricValue(text, 'sentinel_messages_received_total', { subscription: 'none' })).toBe((wanted.no_rule ?? 0) + (wanted.topic_too_long ?? 0));
+      // A topic too long to match is counted before any rule sees it: under "none", like no_subscription.
+      expect(metricValue(text, 'sentinel_messages_received_total', { subscription: 'none' })).toBe((wanted.no_subscription ?? 0) + (wanted.topic_too_long ?? 0));
       expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
       expect(metricValue(text, 'sentinel_streams_active')).toBeLessThanOrEqual(MAX_STREAMS);
       expect(notReady, 'chunks after which the daemon was not ready').toBe(0);

@@ -218,7 +218,7 @@ describe('mqtt ingest', () => {
     source.publish(long, '1');
     expect(seen.rejected).toEqual([{ reason: 'topic_too_long', detail: 'topic longer than ingest.maxTopicBytes 32', topic: long.slice(0, 64) }]);
     source.publish('elsewhere/y', '1');
-    expect(seen.rejected[1]?.reason).toBe('no_rule');
+    expect(seen.rejected[1]?.reason).toBe('no_subscription');
     expect(source.acks.map((a) => a.error)).toEqual([null, null]);
   });
 
