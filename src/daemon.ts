@@ -1,8 +1,8 @@
 /**
- * The composition root: wires ingest → queue → windows → batches → model → decisions → alerts, owns
- * the lifecycle (start in data-path order, stop intake first and flush outputs last).
+ * The composition root: builds the stages (probes, model, broker link, alerts, pipeline, ingest, model
+ * watcher, scheduler), wires each one's events to the next, and starts them in that order; they stop
+ * in reverse, so intake stops first and the broker link disconnects after the last alert is flushed.
  */
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Status } from './alert/alert.js';
 import { AlertStage } from './alert/alert-stage.js';
 import { MAX_TOPIC_BYTES } from './alert/publisher.js';
@@ -14,14 +14,16 @@ import { StreamRateLimiter } from './ingest/rate-limit.js';
 import { utf8Length } from './ingest/stream-id.js';
 import { rejectReasons, type RejectReason } from './ingest/reading.js';
 import { compileRule, type TopicRule } from './ingest/topic.js';
+import { Scheduler, type Job } from './lifecycle/scheduler.js';
+import { Stages } from './lifecycle/stage.js';
+import { ModelStage } from './model/model-stage.js';
 import { ModelWatcher } from './model/model-watcher.js';
-import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './model/scorer.js';
+import type { Scorer } from './model/scorer.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
 import { buildInfo } from './observe/build-info.js';
 import { SentinelMetrics, type ModelSwapResult } from './observe/metrics.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
-
 
 /**
  * Compiles the subscription rules; throws naming the config field on a bad template, or when an alert
@@ -48,25 +50,22 @@ export type InternalStage = (typeof internalStages)[number];
 export class Daemon {
   readonly metrics: SentinelMetrics;
   private readonly warner: RateLimitedWarner;
+  private readonly stages: Stages;
   private readonly probes: ProbeServer;
-  private scorer: Scorer | null = null;
+  private readonly model: ModelStage;
   private pipeline: Pipeline | null = null;
   private alerts: AlertStage | null = null;
-  private watcher: ModelWatcher | null = null;
-  private ingest: MqttIngest | null = null;
   private limiter: StreamRateLimiter | null = null;
   private link: BrokerLink | null = null;
-  private tasks: ScheduledTask[] = [];
+  private watcher: ModelWatcher | null = null;
   private stopping = false;
   private readonly connected = (): boolean => this.link?.connected ?? false;
   /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
   private subscriptions: 'pending' | 'granted' | { refused: string } = 'pending';
   private readonly startedAt = new Date().toISOString();
-  /** Per-message counts, by rule index (the last slot: no rule), folded into metrics on scrape. */
+  /** Per-message counts, by subscription index (the last slot: none), folded into metrics on scrape. */
   private receivedTally = new Float64Array(0);
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
-  /** Port the probe server listens on (useful when configured as 0). */
-  httpPort = 0;
   /** URL of the broker in use (the embedded one when none is configured). */
   brokerUrl = '';
 
@@ -76,8 +75,12 @@ export class Daemon {
   ) {
     this.metrics = new SentinelMetrics();
     this.warner = new RateLimitedWarner(log, config.log.rejectLogIntervalMs);
+    this.stages = new Stages({ onStopError: (stage, err) => this.internalError('process', new Error(`stopping ${stage}: ${(err as Error).message ?? String(err)}`)) });
     const { http } = config;
     this.probes = new ProbeServer(this.metrics.registry, () => this.readiness(), {
+      host: http.host,
+      port: http.port,
+      startup: () => this.startup(),
       maxConnections: http.maxConnections,
       maxConnectionsPerClient: http.maxConnectionsPerClient,
       headersTimeoutMs: http.headersTimeoutMs,
@@ -85,10 +88,21 @@ export class Daemon {
       onRejected: (reason) => this.metrics.httpRejected.labels(reason).inc(),
       onError: (err) => this.internalError('http', err),
     });
+    this.model = new ModelStage(config, log, this.warner, this.metrics, { onSwap: (next) => this.pipeline?.swapModel(next) });
     // Every label a counter can take is exported from the start, so rate() sees the first increment
     // (SentinelMetrics does the same for the label values it owns).
     for (const reason of rejectReasons) this.metrics.readingsRejected.labels(reason).inc(0);
     for (const stage of internalStages) this.metrics.internalErrors.labels(stage).inc(0);
+  }
+
+  /** The started stages, in start order (they stop in reverse). */
+  get stageNames(): string[] {
+    return this.stages.names;
+  }
+
+  /** Port the probe server listens on (useful when configured as 0). */
+  get httpPort(): number {
+    return this.probes.port;
   }
 
   /**
@@ -105,8 +119,21 @@ export class Daemon {
     }
   }
 
+  private modelDetail(): Record<string, unknown> {
+    const model = this.model.current;
+    return {
+      model: model ? { name: model.manifest.name, version: model.manifest.version, warmedUp: true } : null,
+      provider: model?.provider ?? null,
+    };
+  }
+
+  /** The startup probe: the model is loaded and warmed up; the broker plays no part (see docs/deploy.md). */
+  startup(): Readiness {
+    return { ready: this.model.current !== null, detail: { version: buildInfo().version, ...this.modelDetail() } };
+  }
+
   readiness(): Readiness {
-    const ready = this.connected() && this.subscriptions === 'granted' && this.scorer !== null && !this.stopping;
+    const ready = this.connected() && this.subscriptions === 'granted' && this.model.current !== null && !this.stopping;
     this.metrics.ready.set(ready ? 1 : 0);
     return {
       ready,
@@ -114,51 +141,26 @@ export class Daemon {
         version: buildInfo().version,
         broker: this.connected() ? 'connected' : 'disconnected',
         subscriptions: this.subscriptions,
-        model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version, warmedUp: true } : null,
-        provider: this.scorer?.provider ?? null,
+        ...this.modelDetail(),
         outbox: this.alerts === null ? null : this.alerts.journalError === null ? 'ok' : { degraded: this.alerts.journalError },
         stopping: this.stopping,
       },
     };
   }
 
-  private loadOptions(): LoadModelOptions {
-    const { config, log } = this;
-    return {
-      executionProviders: config.model.executionProviders,
-      intraOpThreads: config.model.intraOpThreads,
-      warmupRuns: config.model.warmupRuns,
-      maxBatch: config.batch.maxSize,
-      onFallback: (provider, err) =>
-        log.warn({ provider, err: err.message }, `execution provider ${provider} unavailable, falling back to the next one`),
-    };
-  }
-
+  /**
+   * Starts the stages in data-path order from the outputs back: probes, model, broker link, alerts,
+   * pipeline, ingest, model watcher, scheduler. A stage that cannot start stops the ones before it.
+   */
   async start(): Promise<void> {
-    const { config, log, metrics } = this;
+    const { config, log, metrics, stages } = this;
     const rules = compileRules(config);
-    this.httpPort = await this.probes.start(config.http.host, config.http.port);
-    log.info({ host: config.http.host, port: this.httpPort }, 'metrics and probes listening');
+    await stages.start(this.probes);
+    log.info({ host: config.http.host, port: this.probes.port }, 'metrics and probes listening');
+    await stages.start(this.model);
+    const { manifest } = this.model.current as Scorer;
 
-    const scorer = await loadModel(config.model.path, this.loadOptions());
-    this.scorer = scorer;
-    const { manifest } = scorer;
-    metrics.setModel(manifest.name, manifest.version, scorer.provider);
-    log.info(
-      { model: manifest.name, version: manifest.version, provider: scorer.provider, window: manifest.window, channels: manifest.channels },
-      'model loaded and warmed up',
-    );
-
-    this.pipeline = new Pipeline(scorer, config, log, this.warner, metrics, {
-      onAlert: (alert) => this.alerts?.send(alert),
-      onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
-      onInternalError: (stage, err) => this.internalError(stage, err),
-    });
-
-    this.alerts = new AlertStage(config, log, this.warner, metrics);
-    this.alerts.start();
-
-    this.link = new BrokerLink(config, log, this.warner, metrics, (state) => this.status(state), {
+    const link = new BrokerLink(config, log, this.warner, metrics, (state) => this.status(state), {
       onConnected: (sessionPresent) => {
         // A broker that lost the session lost the subscriptions too: not ready until ingest's new SUBSCRIBE
         // is granted. (The embedded broker's telemetry does not go through this client's session.)
@@ -167,9 +169,39 @@ export class Daemon {
       },
       onDisconnected: () => this.readiness(),
     });
-    const client = await this.link.start();
-    this.brokerUrl = this.link.url;
-    this.alerts.attach(client);
+    this.link = link;
+    await stages.start(link);
+    this.brokerUrl = link.url;
+
+    const alerts = new AlertStage(config, log, this.warner, metrics, link);
+    this.alerts = alerts;
+    await stages.start(alerts);
+
+    const pipeline = new Pipeline(this.model.handOver(), config, log, this.warner, metrics, {
+      onAlert: (alert) => alerts.send(alert),
+      onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
+      onInternalError: (stage, err) => this.internalError(stage, err),
+    });
+    this.pipeline = pipeline;
+    await stages.start(pipeline);
+
+    await stages.start(this.ingestFor(rules, link, pipeline, manifest.channels));
+    this.watcher = await stages.start(
+      new ModelWatcher(
+        config.model.path,
+        {
+          currentVersion: () => this.model.current?.manifest.version ?? '',
+          reload: () => this.reloadModel(),
+          onError: (err) => this.internalError('model', err),
+        },
+        config.model.watch,
+      ),
+    );
+    await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
+  }
+
+  private ingestFor(rules: TopicRule[], link: BrokerLink, pipeline: Pipeline, channels: readonly string[]): MqttIngest {
+    const { config, log, metrics } = this;
     this.receivedTally = new Float64Array(rules.length + 1);
     const receivedCounters = [...rules.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
     for (const counter of receivedCounters) counter.inc(0);
@@ -180,24 +212,25 @@ export class Daemon {
         this.receivedTally[i] = 0;
       }
     });
-    const parser = new PayloadParser(manifest.channels, config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
+    const parser = new PayloadParser([...channels], config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
     // Buckets live about a second after a stream's last reading, so this bounds memory, not streams.
     const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, Math.min(2 * config.window.maxStreams, 65_536)) : null;
     this.limiter = limiter;
     // With the embedded broker, telemetry comes straight from its router; the client still carries
     // status and alerts.
-    this.ingest = new MqttIngest(
-      this.link.embedded ? inProcessSource(this.link.embedded) : clientSource(client),
+    return new MqttIngest(
+      link.embedded ? inProcessSource(link.embedded) : clientSource(link.client),
       rules,
       parser,
-      this.pipeline,
+      pipeline,
       {
         onReceived: (rule) => {
           const slot = rule === null ? rules.length : rule.index;
           this.receivedTally[slot] = (this.receivedTally[slot] as number) + 1;
         },
         onRejected: (reason, detail, t) => this.reject(reason, detail, t),
+        // After stop, QoS 1 readings are left unacknowledged for the broker to deliver again; QoS 0 ones are lost.
         onRefused: (qos) => {
           if (qos === 0) metrics.readingsDropped.labels('shutdown').inc();
         },
@@ -217,55 +250,18 @@ export class Daemon {
       limiter,
       { maxTopicBytes: config.ingest.maxTopicBytes, maxStreamIdBytes: config.ingest.maxStreamIdBytes },
     );
-    this.ingest.start();
-    this.watcher = new ModelWatcher(config.model.path, {
-      currentVersion: () => this.scorer?.manifest.version ?? '',
-      reload: () => this.reloadModel(),
-      onError: (err) => this.internalError('model', err),
-    });
-    this.watcher.start(config.model.watch);
-    this.schedule();
   }
 
   /**
-   * Loads the model file again and, if it is a new valid model that fits the running pipeline (same
-   * window, channels and normalisation), swaps it in between two batches; the old one keeps serving
-   * otherwise.
+   * Loads the model file again and swaps it in between two batches if it is a new valid model that
+   * fits the running pipeline (the model stage decides); the old one keeps serving otherwise.
    */
   async reloadModel(): Promise<ModelSwapResult> {
-    const { log, metrics, config } = this;
-    const current = this.scorer;
-    const pipeline = this.pipeline;
-    if (current === null || pipeline === null || this.stopping) return 'incomplete';
-    let next: Scorer;
-    try {
-      next = await loadModel(config.model.path, this.loadOptions());
-    } catch (err) {
-      const result = err instanceof ModelError && err.kind === 'incomplete' ? 'incomplete' : 'refused';
-      metrics.modelSwaps.labels(result).inc();
-      this.warner.warn(`model-${result}`, { err: (err as Error).message }, result === 'refused' ? 'new model refused; the old one keeps serving' : 'new model not readable yet; will retry');
-      return result;
-    }
-    if (next.manifest.version === current.manifest.version) {
-      await next.release();
-      return 'swapped';
-    }
-    const problem = swapIncompatibility(current.manifest, next.manifest);
-    if (problem !== null || this.stopping) {
-      await next.release();
-      if (problem === null) return 'incomplete';
-      metrics.modelSwaps.labels('refused').inc();
-      log.warn({ model: next.manifest.name, version: next.manifest.version, problem }, 'new model refused: it does not fit the running pipeline (restart to change shape); the old one keeps serving');
-      return 'refused';
-    }
-    // Batches already scored by the old model are still judged by its policy (DecisionStage takes it per batch).
-    pipeline.swapModel(next);
-    this.scorer = next;
-    metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
-    metrics.modelSwaps.labels('swapped').inc();
-    log.info({ from: current.manifest.version, to: next.manifest.version, model: next.manifest.name, provider: next.provider }, 'model swapped');
-    void this.link?.publishStatus('online');
-    return 'swapped';
+    if (this.stopping || this.pipeline === null) return 'incomplete';
+    const before = this.model.current?.manifest.version;
+    const result = await this.model.reload();
+    if (result === 'swapped' && this.model.current?.manifest.version !== before) void this.link?.publishStatus('online');
+    return result;
   }
 
   private counterFor<K>(cache: Map<K, { inc(): void }>, key: K, make: () => { inc(): void }): { inc(): void } {
@@ -284,38 +280,31 @@ export class Daemon {
 
   private status(state: Status['state']): Status {
     const now = new Date().toISOString();
+    const model = this.model.current;
     return {
       state,
       version: buildInfo().version,
       nodeName: this.config.nodeName,
       clientId: this.config.broker.clientId,
-      model: this.scorer ? { name: this.scorer.manifest.name, version: this.scorer.manifest.version } : null,
-      provider: this.scorer?.provider ?? null,
+      model: model ? { name: model.manifest.name, version: model.manifest.version } : null,
+      provider: model?.provider ?? null,
       startedAt: this.startedAt,
       updatedAt: now,
     };
   }
 
-  private schedule(): void {
+  private jobs(): Job[] {
     const { schedule } = this.config;
-    // A job that throws or rejects is counted, never left to reach the top level.
-    const add = (expression: string, name: string, job: () => unknown): void => {
-      const guarded = async (): Promise<void> => {
-        try {
-          await job();
-        } catch (err) {
-          this.internalError('cron', err);
-        }
-      };
-      this.tasks.push(cron.schedule(expression, guarded, { name, noOverlap: true }));
-    };
-    add(schedule.heartbeat, 'heartbeat', () => this.link?.publishStatus('online'));
-    add(schedule.summary, 'summary', () => this.logSummary());
-    add(schedule.sweep, 'sweep', () => this.sweep());
-    add(schedule.modelPoll, 'model-poll', () => this.watcher?.check());
+    return [
+      { name: 'heartbeat', cron: schedule.heartbeat, run: () => this.link?.publishStatus('online') },
+      { name: 'summary', cron: schedule.summary, run: () => this.logSummary() },
+      { name: 'sweep', cron: schedule.sweep, run: () => this.sweep() },
+      // The same check the folder watcher runs, for volumes whose changes fs.watch misses.
+      { name: 'model-poll', cron: schedule.modelPoll, run: () => this.watcher?.check() },
+    ];
   }
 
-  /** Marks stale streams (data gaps, not anomalies), evicts idle ones and forgets quiet streams' rate limits. */
+  /** Marks stale streams (a data gap, not an anomaly), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(): void {
     this.pipeline?.sweep(performance.now());
     this.limiter?.prune(Date.now());
@@ -346,37 +335,21 @@ export class Daemon {
   }
 
   /**
-   * Graceful stop: stop intake, drain the queue through scoring and decisions, flush alerts,
-   * publish offline status, disconnect. Resolves false if the grace period ran out first.
+   * Graceful stop: the stages stop in reverse order — scheduler, watcher, ingest (intake stops), pipeline
+   * (drains through scoring and decisions), alerts (flushed), broker link (offline status, disconnect),
+   * model, probes — within shutdown.graceMs for the drain. Resolves false if the grace period ran out first.
    */
   async stop(): Promise<boolean> {
     if (this.stopping) return true;
     this.stopping = true;
     this.metrics.ready.set(0);
-    this.ingest?.stopIntake();
-    this.pipeline?.stopWaiting();
-    this.watcher?.stop();
-    for (const task of this.tasks) await task.stop();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.config.shutdown.graceMs);
-    });
-    const drained = await Promise.race([this.drain().then(() => true as const), expired]);
+    const grace = new AbortController();
+    const timer = setTimeout(() => grace.abort(), this.config.shutdown.graceMs);
+    const late = await this.stages.stop(grace.signal);
     clearTimeout(timer);
+    const drained = !late.has('pipeline') && !late.has('alerts');
     if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.pipeline?.queued }, 'grace period ran out before the drain finished');
-    await this.link?.stop(drained);
-    this.alerts?.stop();
-    if (this.pipeline) await this.pipeline.stop();
-    else await this.scorer?.release();
-    await this.probes.stop();
     this.log.info({ drained, ...(await this.totals()) }, 'stopped');
     return drained;
-  }
-
-  private async drain(): Promise<void> {
-    if (!this.pipeline) return;
-    await this.pipeline.drain();
-    // Alerts the broker cannot take now are safe in the outbox: wait only while it is reachable.
-    await Promise.race([this.alerts?.flush() ?? Promise.resolve(), this.link?.untilDisconnected() ?? Promise.resolve()]);
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
+import { beforeDeadline, type Stage } from '../lifecycle/stage.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
 import type { SentinelMetrics } from '../observe/metrics.js';
 import type { Alert } from './alert.js';
@@ -13,17 +14,24 @@ import { MqttAlertPublisher, type UndeliverableReason } from './publisher.js';
 
 const undeliverableReasons: readonly UndeliverableReason[] = ['topic_too_long', 'invalid_topic', 'publish_error'];
 
-export class AlertStage {
+/** The broker connection alerts go out on (the broker link, started before this stage). */
+export interface AlertTransport {
+  readonly client: MqttClient;
+  /** Resolves when the connection closes (at once when it is not up). */
+  untilDisconnected(): Promise<void>;
+}
+
+export class AlertStage implements Stage {
+  readonly name = 'alerts';
   private readonly outbox: AlertOutbox;
   private publisher: MqttAlertPublisher | null = null;
-  /** What the journal held at start: replayed, oldest first, once the publisher is attached. */
-  private pending: Alert[] = [];
 
   constructor(
     private readonly config: Pick<Config, 'outbox' | 'alert'>,
     private readonly log: Logger,
     private readonly warner: RateLimitedWarner,
     private readonly metrics: SentinelMetrics,
+    private readonly transport: AlertTransport,
   ) {
     this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
   }
@@ -33,10 +41,12 @@ export class AlertStage {
     return this.outbox.journalError;
   }
 
-  /** Opens the journal (fails fast when the outbox can never be written) and reads what it holds. */
-  start(): void {
+  /**
+   * Opens the journal (fails fast when the outbox can never be written) and publishes through the
+   * broker link from now on, starting with what an earlier run left undelivered.
+   */
+  async start(): Promise<void> {
     const { pending, skippedLines } = this.outbox.open();
-    this.pending = pending;
     if (pending.length > 0 || skippedLines > 0) {
       this.log.info({ path: this.config.outbox.path, pending: pending.length, skippedLines }, 'outbox holds undelivered alerts: replaying them first');
     }
@@ -45,12 +55,8 @@ export class AlertStage {
       this.metrics.outboxPending.set(this.outbox.size);
       this.metrics.outboxDegraded.set(this.outbox.journalError === null ? 0 : 1);
     });
-  }
-
-  /** Publishes through `client` from now on, starting with what the journal held. */
-  attach(client: MqttClient): void {
     const { metrics, log, warner, config } = this;
-    this.publisher = new MqttAlertPublisher(client, config.alert.prefix, this.outbox, {
+    this.publisher = new MqttAlertPublisher(this.transport.client, config.alert.prefix, this.outbox, {
       onPublished: () => metrics.alertsPublished.inc(),
       onFailed: (alert, err) => {
         metrics.alertsPublishFailures.inc();
@@ -70,13 +76,12 @@ export class AlertStage {
         warner.warn('journal-failed', { eventId: alert.eventId, err: err.message, path: config.outbox.path }, 'outbox journal cannot be written: alert published without crash protection');
       },
     });
-    this.publisher.replay(this.pending);
-    this.pending = [];
+    this.publisher.replay(pending);
   }
 
   /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
   send(alert: Alert): void {
-    if (this.publisher === null) throw new Error('alert stage: send() before attach()');
+    if (this.publisher === null) throw new Error('alert stage: send() before start()');
     this.metrics.alerts.labels(alert.type).inc();
     this.publisher.send(alert);
     this.log.info(
@@ -90,8 +95,13 @@ export class AlertStage {
     return this.publisher?.flush() ?? Promise.resolve();
   }
 
-  /** Closes the journal (after the broker connection ended): what is not done stays for the next run. */
-  stop(): void {
+  /**
+   * After the pipeline's last alert: waits until every alert is acknowledged, the connection is gone
+   * (what it did not take is safe in the outbox) or the deadline passes; then closes the journal, so
+   * what is not done stays for the next run.
+   */
+  async stop(deadline: AbortSignal): Promise<void> {
+    if (this.publisher !== null) await beforeDeadline(Promise.race([this.flush(), this.transport.untilDisconnected()]), deadline);
     this.outbox.close();
   }
 }

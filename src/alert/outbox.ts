@@ -41,6 +41,8 @@ const openError = (path: string, err: unknown): Error =>
 export class AlertOutbox {
   private readonly pending = new Map<string, Alert>();
   private fd: number | null = null;
+  /** After close(): a late acknowledgement is not journaled (at worst one redelivery next run). */
+  private closed = false;
   private lines = 0;
   /** Journal length up to its last whole line: a failed write is cut back to here. */
   private bytes = 0;
@@ -70,6 +72,7 @@ export class AlertOutbox {
    * or failing disk instead keeps the old journal (appending to it if it can) and opens degraded.
    */
   open(): OutboxOpenResult {
+    this.closed = false;
     let skippedLines = 0;
     let journal: Buffer | null = null;
     try {
@@ -166,6 +169,7 @@ export class AlertOutbox {
    * degraded, a write that succeeds is followed by a rewrite from memory, which ends the degradation.
    */
   private append(line: string, durable: boolean): Error | null {
+    if (this.closed) return null;
     // Memory-only (the journal could not even be opened): only a full rewrite can bring it back.
     if (this.fd === null) return (this.failure = this.compact());
     const data = Buffer.from(this.torn ? `\n${line}` : line);
@@ -221,6 +225,7 @@ export class AlertOutbox {
 
   /** Flushes and closes the journal; never throws (what could not be written is still pending in memory only). */
   close(): void {
+    this.closed = true;
     if (this.fd === null) return;
     try {
       fsyncSync(this.fd);

@@ -8,6 +8,7 @@ import type { Status } from '../alert/alert.js';
 import { publishStatus, statusTopic } from '../alert/publisher.js';
 import { redactUrl } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { Stage } from '../lifecycle/stage.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
 import type { SentinelMetrics } from '../observe/metrics.js';
 import { brokerLog, connectBroker, maximumPacketSizeFor, secretScrubber } from './connection.js';
@@ -30,8 +31,9 @@ export interface LinkHooks {
   onDisconnected(): void;
 }
 
-export class BrokerLink {
-  private client: MqttClient | null = null;
+export class BrokerLink implements Stage {
+  readonly name = 'broker';
+  private mqttClient: MqttClient | null = null;
   private embeddedBroker: EmbeddedBroker | null = null;
   private up = false;
   /** URL of the broker in use (the embedded one when none is configured). */
@@ -56,8 +58,14 @@ export class BrokerLink {
     return this.embeddedBroker;
   }
 
+  /** The connection ingest subscribes on and alerts publish through (after start). */
+  get client(): MqttClient {
+    if (this.mqttClient === null) throw new Error('broker link: client before start()');
+    return this.mqttClient;
+  }
+
   /** Starts the embedded broker if none is configured and connects (reconnecting forever in the background). */
-  async start(): Promise<MqttClient> {
+  async start(): Promise<void> {
     const { config, log, metrics } = this;
     let url = config.broker.url;
     let protocolVersion = config.broker.protocolVersion;
@@ -78,7 +86,7 @@ export class BrokerLink {
         log: brokerLog(log, config.broker, url),
       },
     );
-    this.client = client;
+    this.mqttClient = client;
     const shown = redactUrl(url);
     client.on('connect', (connack) => {
       this.up = true;
@@ -99,29 +107,29 @@ export class BrokerLink {
     });
     const scrub = secretScrubber(config.broker, url);
     client.on('error', (err) => this.warner.warn('broker-error', { err: scrub(err.message) }, 'broker connection error'));
-    return client;
   }
 
   /** Publishes the retained status (on connect, on every heartbeat, after a model swap); never rejects. */
   publishStatus(state: Status['state']): Promise<void> {
-    const client = this.client;
+    const client = this.mqttClient;
     if (client === null || !this.up) return Promise.resolve();
     return publishStatus(client, this.statusTopic, this.status(state)).catch((err: Error) => this.log.warn({ err: err.message }, 'status publish failed'));
   }
 
   /** Resolves when the connection closes (at once when it is not up). */
   untilDisconnected(): Promise<void> {
-    const client = this.client;
+    const client = this.mqttClient;
     if (client === null || !this.up) return Promise.resolve();
     return new Promise((resolve) => client.once('close', () => resolve()));
   }
 
   /**
-   * Publishes `offline`, disconnects (forcefully if `graceful` is false or the broker does not answer
-   * within 2 s) and stops the embedded broker.
+   * After the alert stage: publishes `offline`, disconnects (forcefully once the deadline has passed or
+   * when the broker does not answer within 2 s) and stops the embedded broker.
    */
-  async stop(graceful: boolean): Promise<void> {
-    const client = this.client;
+  async stop(deadline: AbortSignal): Promise<void> {
+    const graceful = !deadline.aborted;
+    const client = this.mqttClient;
     if (client !== null) {
       if (this.up) await withTimeout(this.publishStatus('offline'), 2_000);
       const ended = new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve()));

@@ -8,6 +8,7 @@ import type { StreamRateLimiter } from './rate-limit.js';
 import type { Reading, RejectReason } from './reading.js';
 import { fitsBytes, streamIdProblem } from './stream-id.js';
 import type { TopicRule } from './topic.js';
+import type { Stage } from '../lifecycle/stage.js';
 
 /** One inbound message; `done` must be called once it is taken (the source waits for it: backpressure). */
 export type MessageHandler = (topic: string, payload: Uint8Array | string, qos: number, done: (err?: Error) => void) => void;
@@ -143,7 +144,8 @@ export interface IngestLimits {
 
 const NO_LIMITS: IngestLimits = { maxTopicBytes: 65_535, maxStreamIdBytes: 65_535 };
 
-export class MqttIngest {
+export class MqttIngest implements Stage {
+  readonly name = 'ingest';
   private accepting = false;
 
   constructor(
@@ -156,7 +158,7 @@ export class MqttIngest {
     private readonly limits: IngestLimits = NO_LIMITS,
   ) {}
 
-  start(): void {
+  async start(): Promise<void> {
     this.accepting = true;
     this.source.listen(
       this.rules.map((r) => ({ filter: r.filter, qos: r.qos })),
@@ -172,9 +174,9 @@ export class MqttIngest {
   /**
    * Stops intake: later messages are not acknowledged (the source gets an error, so no PUBACK goes
    * out), and the broker delivers them again to the next run of this persistent session.
-   * Subscriptions are kept for the same reason.
+   * Subscriptions are kept for the same reason. The first stage to stop: nothing new enters the pipeline.
    */
-  stopIntake(): void {
+  async stop(): Promise<void> {
     this.accepting = false;
   }
 

@@ -7,6 +7,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { manifestPathFor } from './manifest.js';
 import { readManifest } from './scorer.js';
+import type { Stage } from '../lifecycle/stage.js';
 
 export interface ModelWatcherHooks {
   /** The version being served now. */
@@ -21,7 +22,8 @@ export interface ModelWatcherHooks {
   onError?(err: unknown): void;
 }
 
-export class ModelWatcher {
+export class ModelWatcher implements Stage {
+  readonly name = 'model-watcher';
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
@@ -32,11 +34,13 @@ export class ModelWatcher {
   constructor(
     private readonly modelPath: string,
     private readonly hooks: ModelWatcherHooks,
+    /** Config model.watch: watch the model's folder; without it only check() (the cron poll, SIGHUP) finds new versions. */
+    private readonly watchFolder: boolean,
     private readonly debounceMs = 300,
   ) {}
 
-  start(watchFolder: boolean): void {
-    if (!watchFolder) return;
+  async start(): Promise<void> {
+    if (!this.watchFolder) return;
     const names = new Set([basename(this.modelPath), basename(manifestPathFor(this.modelPath))]);
     try {
       this.watcher = watch(dirname(this.modelPath), (_event, file) => {
@@ -90,7 +94,7 @@ export class ModelWatcher {
     this.watcher = null;
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.stopWatching();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;

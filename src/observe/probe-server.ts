@@ -1,8 +1,12 @@
-/** The metrics and probes HTTP server: GET /metrics, /healthz, /readyz and nothing else, bounded against abuse. */
+/**
+ * The metrics and probes HTTP server: GET /metrics, /healthz (liveness: the event loop answers),
+ * /startupz (the model is loaded), /readyz (ready for telemetry) and nothing else, bounded against abuse.
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import type { Stage } from '../lifecycle/stage.js';
 
 export interface Readiness {
   ready: boolean;
@@ -12,6 +16,14 @@ export interface Readiness {
 export type ProbeRejectReason = 'connection_limit' | 'client_limit' | 'bad_request' | 'timeout';
 
 export interface ProbeOptions {
+  /** Config http.host and http.port (0: any free port, see ProbeServer.port). */
+  host: string;
+  port: number;
+  /**
+   * The startup probe: ready once the model is loaded, whatever the broker does (a node that boots with
+   * its uplink down must not be restarted for it). Without one, /startupz answers 200 once listening.
+   */
+  startup?(): Readiness;
   /** Config http.maxConnections (default 64): open connections in all; more are closed at once. */
   maxConnections: number;
   /** Config http.maxConnectionsPerClient (default 8): open connections from one remote address. */
@@ -74,8 +86,10 @@ export function splitTarget(target: string): { path: string; query: string } | n
   };
 }
 
-export class ProbeServer {
+export class ProbeServer implements Stage {
+  readonly name = 'probes';
   private server: Server | null = null;
+  private boundPort = 0;
   /** Open connections by remote address, for the per-client cap. */
   private readonly perClient = new Map<string, number>();
   private readonly headersTimeoutMs: number;
@@ -89,8 +103,13 @@ export class ProbeServer {
     this.headersTimeoutMs = Math.min(options.headersTimeoutMs, options.requestTimeoutMs);
   }
 
-  async start(host: string, port: number): Promise<number> {
-    const { requestTimeoutMs, maxConnections } = this.options;
+  /** The port listened on (the configured one, or the one picked for port 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    const { requestTimeoutMs, maxConnections, host, port } = this.options;
     const server = createServer(
       {
         connectionsCheckingInterval: CHECK_INTERVAL_MS,
@@ -119,7 +138,7 @@ export class ProbeServer {
       if (err.code === 'EMFILE' || err.code === 'ENFILE') this.reject('connection_limit');
       else this.report(err);
     });
-    return (server.address() as AddressInfo).port;
+    this.boundPort = (server.address() as AddressInfo).port;
   }
 
   async stop(): Promise<void> {
@@ -184,7 +203,7 @@ export class ProbeServer {
       return;
     }
     const { path } = target;
-    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz' && path !== '/startupz') {
       res.writeHead(404, TEXT_CLOSE).end('not found\n');
       return;
     }
@@ -197,6 +216,9 @@ export class ProbeServer {
     } else if (path === '/readyz') {
       const { ready, detail } = this.readiness();
       res.writeHead(ready ? 200 : 503, JSON_TYPE).end(JSON.stringify({ ready, ...detail }) + '\n');
+    } else if (path === '/startupz') {
+      const { ready, detail } = this.options.startup?.() ?? { ready: true, detail: {} };
+      res.writeHead(ready ? 200 : 503, JSON_TYPE).end(JSON.stringify({ started: ready, ...detail }) + '\n');
     } else {
       // ?name=a&name=b returns only those metrics: a cheap scrape for tools that poll often.
       // URLSearchParams decodes leniently (a bad %-escape stays as written): it never throws.

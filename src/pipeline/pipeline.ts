@@ -11,6 +11,7 @@ import { DecisionStage } from '../decide/decision-stage.js';
 import type { ReadingSink } from '../ingest/mqtt-ingest.js';
 import type { Reading, RejectReason } from '../ingest/reading.js';
 import type { Scorer } from '../model/scorer.js';
+import { aborted, type Stage } from '../lifecycle/stage.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
 import type { SentinelMetrics } from '../observe/metrics.js';
 import { QueueAdmission, type Backlog } from '../queue/admission.js';
@@ -26,13 +27,16 @@ export interface PipelineHooks {
   onInternalError(stage: 'window' | 'decide', err: unknown): void;
 }
 
-export class Pipeline implements ReadingSink {
+export class Pipeline implements ReadingSink, Stage {
+  readonly name = 'pipeline';
   private readonly queue: BoundedQueue<Reading>;
   private readonly admission: QueueAdmission<Reading>;
   readonly windows: WindowStore;
   private readonly batcher: MicroBatcher;
   private readonly decisions: DecisionStage;
   private pumping = false;
+  /** After stop: nothing more moves from the queue into windows. */
+  private stopped = false;
   private queuedTally = 0;
   private clockStepsSeen = 0;
   private evictedForRoomSeen = 0;
@@ -147,30 +151,37 @@ export class Pipeline implements ReadingSink {
     metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
-  /** Intake has stopped: a reading waiting for space is queued by the drain, not dropped. */
-  stopWaiting(): void {
-    this.admission.cancelTimer();
-  }
+  /** Nothing to open: the pipeline runs as readings arrive. */
+  async start(): Promise<void> {}
 
-  /** Scores and decides everything queued or in flight. */
-  async drain(): Promise<void> {
+  /** Scores and decides everything queued or in flight; false when the deadline passed first. */
+  private async drain(deadline: AbortSignal): Promise<boolean> {
+    const late = aborted(deadline).then(() => 'late' as const);
     for (;;) {
       this.pump();
-      if (this.queue.size === 0 && !this.admission.isWaiting) break;
-      await this.batcher.drain();
+      const idle = this.queue.size === 0 && !this.admission.isWaiting;
+      if ((await Promise.race([this.batcher.drain(), late])) === 'late') return false;
+      if (idle) return true;
     }
-    await this.batcher.drain();
   }
 
-  /** Releases the model sessions (after drain()). */
-  async stop(): Promise<void> {
+  /**
+   * After ingest stopped: a reading waiting for queue space is queued rather than dropped, everything
+   * queued is scored and decided (its alerts reach the alert stage, which stops next) unless the
+   * deadline passes first; then the batch in flight finishes and the model sessions are released.
+   * Readings left in the queue were never acknowledged at QoS 1: the broker delivers them again.
+   */
+  async stop(deadline: AbortSignal): Promise<void> {
+    this.admission.cancelTimer();
+    await this.drain(deadline);
+    this.stopped = true;
     await this.batcher.drain();
     await this.batcher.release();
   }
 
   /** Moves readings from the queue into windows while the batcher has room. */
   private pump(): void {
-    if (this.pumping) return;
+    if (this.pumping || this.stopped) return;
     this.pumping = true;
     try {
       while (this.batcher.canAccept()) {

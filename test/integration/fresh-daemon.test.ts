@@ -103,3 +103,43 @@ describe('a freshly started daemon, before any telemetry', () => {
     expect(statuses[0]).toMatchObject({ state: 'online', version: packageVersion, nodeName: 'fresh-node' });
   });
 });
+
+describe('the stage lifecycle', () => {
+  it('runs its stages from the outputs back, so they stop from intake forward', () => {
+    expect(daemon.stageNames).toEqual(['probes', 'model', 'broker', 'alerts', 'pipeline', 'ingest', 'model-watcher', 'scheduler']);
+  });
+
+  it('/startupz is 200 with the model loaded while the broker is unreachable; /readyz says why it is not ready', async () => {
+    const { createServer } = await import('node:net');
+    // A port nothing listens on: taken, then released.
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const offline = new Daemon(
+      validateConfig({
+        outbox: { path: join(mkdtempSync(join(tmpdir(), 'sentinel-outbox-')), 'outbox.jsonl') },
+        nodeName: 'uplink-down',
+        broker: { url: `mqtt://127.0.0.1:${closedPort}`, clientId: 'sentinel-uplink-down', reconnectMinMs: 200, reconnectMaxMs: 400 },
+        subscriptions: [{ topic: 'sensors/+/telemetry', format: 'json-values', qos: 1 }],
+        http: { host: '127.0.0.1', port: 0 },
+        model: { path: DEFAULT_MODEL, warmupRuns: 1 },
+      }),
+      createLogger('silent'),
+    );
+    try {
+      await offline.start();
+      const startup = await getText(offline.httpPort, '/startupz');
+      expect(startup.status).toBe(200);
+      expect(JSON.parse(startup.body)).toMatchObject({ started: true, model: { name: expect.any(String), warmedUp: true } });
+      const ready = await getText(offline.httpPort, '/readyz');
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body)).toMatchObject({ ready: false, broker: 'disconnected', subscriptions: 'pending' });
+      expect((await getText(offline.httpPort, '/healthz')).status).toBe(200);
+    } finally {
+      expect(await offline.stop()).toBe(true);
+    }
+  });
+});

@@ -303,7 +303,7 @@ describe('mqtt ingest', () => {
       source.publish(topicOf('a'), '1', 1);
       source.publish(topicOf('a'), '2', 1);
       expect(seen.waits).toBe(1);
-      ingest.stopIntake();
+      void ingest.stop();
       vi.advanceTimersByTime(1000);
       expect(offered.map((r) => r.value)).toEqual([1]);
       expect(source.acks.map((a) => a.error)).toEqual([null, 'intake stopped']);
@@ -327,10 +327,10 @@ describe('mqtt ingest', () => {
     });
   });
 
-  it('refuses messages after stopIntake without acknowledging them', () => {
+  it('refuses messages after stop without acknowledging them', () => {
     const { source, offered, seen, ingest } = harness();
     source.publish(topicOf('a'), '1', 1);
-    ingest.stopIntake();
+    void ingest.stop();
     source.publish(topicOf('a'), '2', 1);
     source.publish(topicOf('a'), '3', 0);
     // QoS 2 from the broker is handled as QoS 1
@@ -386,7 +386,7 @@ describe('mqtt ingest', () => {
     source.events?.onSubscribed();
     source.events?.onError(new Error('refused'));
     expect(rejected).toEqual([]);
-    ingest.stopIntake();
+    void ingest.stop();
     source.publish(topicOf('a'), '1', 1);
     expect(source.acks).toEqual([{ topic: topicOf('a'), error: 'intake stopped' }]);
   });

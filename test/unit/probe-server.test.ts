@@ -16,6 +16,8 @@ async function startProbe(options: Partial<ProbeOptions> = {}, readiness: () => 
   const rejected: ProbeRejectReason[] = [];
   const errors: Error[] = [];
   const server = new ProbeServer(metrics.registry, readiness, {
+    host: '127.0.0.1',
+    port: 0,
     maxConnections: 64,
     maxConnectionsPerClient: 8,
     headersTimeoutMs: 5_000,
@@ -24,8 +26,8 @@ async function startProbe(options: Partial<ProbeOptions> = {}, readiness: () => 
     onError: (err) => errors.push(err),
     ...options,
   });
-  const port = await server.start('127.0.0.1', 0);
-  return { server, port, rejected, errors, count: (reason) => rejected.filter((r) => r === reason).length };
+  await server.start();
+  return { server, port: server.port, rejected, errors, count: (reason) => rejected.filter((r) => r === reason).length };
 }
 
 const get = (target: string, headers = 'Host: sentinel\r\n'): string => `GET ${target} HTTP/1.1\r\n${headers}\r\n`;
@@ -34,7 +36,11 @@ let ready = false;
 const metrics = new SentinelMetrics();
 const rejected: ProbeRejectReason[] = [];
 const errors: Error[] = [];
+let started = false;
 const server = new ProbeServer(metrics.registry, () => ({ ready, detail: { broker: ready ? 'connected' : 'disconnected' } }), {
+  host: '127.0.0.1',
+  port: 0,
+  startup: () => ({ ready: started, detail: { model: started ? 'm' : null } }),
   maxConnections: 64,
   maxConnectionsPerClient: 8,
   headersTimeoutMs: 5_000,
@@ -45,7 +51,8 @@ const server = new ProbeServer(metrics.registry, () => ({ ready, detail: { broke
 let base = '';
 let port = 0;
 beforeAll(async () => {
-  port = await server.start('127.0.0.1', 0);
+  await server.start();
+  port = server.port;
   base = `http://127.0.0.1:${port}`;
 });
 afterAll(() => server.stop());
@@ -58,6 +65,21 @@ describe('probe server', () => {
     expect(await notReady.json()).toEqual({ ready: false, broker: 'disconnected' });
     ready = true;
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  });
+
+  it('/startupz follows the startup check alone, whatever readiness says', async () => {
+    ready = false;
+    started = false;
+    const before = await fetch(`${base}/startupz`);
+    expect(before.status).toBe(503);
+    expect(await before.json()).toEqual({ started: false, model: null });
+    started = true;
+    const after = await fetch(`${base}/startupz`);
+    expect(after.status).toBe(200);
+    expect(await after.json()).toEqual({ started: true, model: 'm' });
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    ready = true;
   });
 
   it('/metrics serves the registry; ?name= narrows it to the named metrics', async () => {
@@ -157,6 +179,8 @@ describe('probe server: failures inside a handler', () => {
   it('an onRejected callback that throws is reported, not thrown', async () => {
     const errs: Error[] = [];
     const server = new ProbeServer(new SentinelMetrics().registry, () => ({ ready: true, detail: {} }), {
+      host: '127.0.0.1',
+      port: 0,
       maxConnections: 64,
       maxConnectionsPerClient: 8,
       headersTimeoutMs: 5_000,
@@ -166,7 +190,8 @@ describe('probe server: failures inside a handler', () => {
       },
       onError: (err) => errs.push(err),
     });
-    const p = await server.start('127.0.0.1', 0);
+    await server.start();
+    const p = server.port;
     try {
       expect((await rawRequest(p, 'BREW / HTTP/1.1\r\n\r\n')).status).toBe(400);
       expect(errs.map((e) => e.message)).toEqual(['counter bug']);
