@@ -13,7 +13,7 @@ import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
 import { utf8Length } from './ingest/stream-id.js';
 import { rejectReasons, type RejectReason } from './ingest/reading.js';
-import { compileRule, type TopicRule } from './ingest/topic.js';
+import { compileSubscription, type Subscription } from './ingest/topic.js';
 import { Scheduler, type Job } from './lifecycle/scheduler.js';
 import { Stages } from './lifecycle/stage.js';
 import { ModelStage } from './model/model-stage.js';
@@ -26,10 +26,10 @@ import { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 
 /**
- * Compiles the subscription rules; throws naming the config field on a bad template, or when an alert
+ * Compiles the subscription subscriptions; throws naming the config field on a bad template, or when an alert
  * or status topic could exceed the MQTT limit (an alert the broker can never take would be lost).
  */
-export function compileRules(config: Config): TopicRule[] {
+export function compileRules(config: Config): Subscription[] {
   const { alert, ingest, nodeName } = config;
   if (utf8Length(alert.prefix) + 1 + ingest.maxStreamIdBytes > MAX_TOPIC_BYTES) {
     throw new Error(
@@ -40,7 +40,7 @@ export function compileRules(config: Config): TopicRule[] {
   if (utf8Length(alert.statusPrefix) + 1 + utf8Length(nodeName) > MAX_TOPIC_BYTES || names.includes('+') || names.includes('#') || names.includes('\u0000')) {
     throw new Error('alert.statusPrefix / nodeName: the status topic must be at most 65535 bytes with no "+", "#" or NUL — fix: shorten them, or remove those characters');
   }
-  return config.subscriptions.map((sub, i) => compileRule(sub, i));
+  return config.subscriptions.map((sub, i) => compileSubscription(sub, i));
 }
 
 /** Where an internal error was caught: the `stage` label of sentinel_internal_errors_total. */
@@ -61,7 +61,7 @@ export class Daemon {
   private stopping = false;
   private readonly connected = (): boolean => this.link?.connected ?? false;
   /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
-  private subscriptions: 'pending' | 'granted' | { refused: string } = 'pending';
+  private subscribed: 'pending' | 'granted' | { refused: string } = 'pending';
   private readonly startedAt = new Date().toISOString();
   /** Per-message counts, by subscription index (the last slot: none), folded into metrics on scrape. */
   private receivedTally = new Float64Array(0);
@@ -133,14 +133,14 @@ export class Daemon {
   }
 
   readiness(): Readiness {
-    const ready = this.connected() && this.subscriptions === 'granted' && this.model.current !== null && !this.stopping;
+    const ready = this.connected() && this.subscribed === 'granted' && this.model.current !== null && !this.stopping;
     this.metrics.ready.set(ready ? 1 : 0);
     return {
       ready,
       detail: {
         version: buildInfo().version,
         broker: this.connected() ? 'connected' : 'disconnected',
-        subscriptions: this.subscriptions,
+        subscriptions: this.subscribed,
         ...this.modelDetail(),
         outbox: this.alerts === null ? null : this.alerts.journalError === null ? 'ok' : { degraded: this.alerts.journalError },
         stopping: this.stopping,
@@ -154,7 +154,7 @@ export class Daemon {
    */
   async start(): Promise<void> {
     const { config, log, metrics, stages } = this;
-    const rules = compileRules(config);
+    const subscriptions = compileRules(config);
     await stages.start(this.probes);
     log.info({ host: config.http.host, port: this.probes.port }, 'metrics and probes listening');
     await stages.start(this.model);
@@ -164,7 +164,7 @@ export class Daemon {
       onConnected: (sessionPresent) => {
         // A broker that lost the session lost the subscriptions too: not ready until ingest's new SUBSCRIBE
         // is granted. (The embedded broker's telemetry does not go through this client's session.)
-        if (!sessionPresent && this.subscriptions === 'granted' && this.link?.embedded === null) this.subscriptions = 'pending';
+        if (!sessionPresent && this.subscribed === 'granted' && this.link?.embedded === null) this.subscribed = 'pending';
         this.readiness();
       },
       onDisconnected: () => this.readiness(),
@@ -185,7 +185,7 @@ export class Daemon {
     this.pipeline = pipeline;
     await stages.start(pipeline);
 
-    await stages.start(this.ingestFor(rules, link, pipeline, manifest.channels));
+    await stages.start(this.ingestFor(subscriptions, link, pipeline, manifest.channels));
     this.watcher = await stages.start(
       new ModelWatcher(
         config.model.path,
@@ -200,10 +200,10 @@ export class Daemon {
     await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
   }
 
-  private ingestFor(rules: TopicRule[], link: BrokerLink, pipeline: Pipeline, channels: readonly string[]): MqttIngest {
+  private ingestFor(subscriptions: Subscription[], link: BrokerLink, pipeline: Pipeline, channels: readonly string[]): MqttIngest {
     const { config, log, metrics } = this;
-    this.receivedTally = new Float64Array(rules.length + 1);
-    const receivedCounters = [...rules.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
+    this.receivedTally = new Float64Array(subscriptions.length + 1);
+    const receivedCounters = [...subscriptions.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
     for (const counter of receivedCounters) counter.inc(0);
     metrics.addCollector(() => {
       for (let i = 0; i < receivedCounters.length; i++) {
@@ -221,12 +221,12 @@ export class Daemon {
     // status and alerts.
     return new MqttIngest(
       link.embedded ? inProcessSource(link.embedded) : clientSource(link.client),
-      rules,
+      subscriptions,
       parser,
       pipeline,
       {
-        onReceived: (rule) => {
-          const slot = rule === null ? rules.length : rule.index;
+        onReceived: (subscription) => {
+          const slot = subscription === null ? subscriptions.length : subscription.index;
           this.receivedTally[slot] = (this.receivedTally[slot] as number) + 1;
         },
         onRejected: (reason, detail, t) => this.reject(reason, detail, t),
@@ -237,14 +237,14 @@ export class Daemon {
         onRateLimitWait: () => metrics.rateLimitWaits.inc(),
         onError: (err) => this.internalError('ingest', err),
         onSubscribed: () => {
-          this.subscriptions = 'granted';
+          this.subscribed = 'granted';
           this.readiness();
-          log.info({ filters: rules.map((r) => r.filter) }, 'subscribed');
+          log.info({ filters: subscriptions.map((r) => r.filter) }, 'subscribed');
         },
         onSubscribeFailed: (err) => {
-          this.subscriptions = { refused: err.message };
+          this.subscribed = { refused: err.message };
           this.readiness();
-          log.error({ filters: rules.map((r) => r.filter), err: err.message }, 'the broker refused a subscription: check its ACL for this client');
+          log.error({ filters: subscriptions.map((r) => r.filter), err: err.message }, 'the broker refused a subscription: check its ACL for this client');
         },
       },
       limiter,

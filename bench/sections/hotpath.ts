@@ -4,7 +4,7 @@
  */
 import { Histogram, Registry } from 'prom-client';
 import { PayloadParser } from '../../src/ingest/payload.js';
-import { compileRule } from '../../src/ingest/topic.js';
+import { compileSubscription } from '../../src/ingest/topic.js';
 import type { Reading } from '../../src/ingest/reading.js';
 import { WindowHistogram } from '../../src/observe/window-histogram.js';
 import { WindowStore } from '../../src/window/window-store.js';
@@ -25,7 +25,7 @@ export async function runHotpath(ctx: BenchContext): Promise<HotpathStep[]> {
   const count = streams * rounds;
   const topics = Array.from({ length: streams }, (_, s) => `bench/hot/r0/s${s}/telemetry`);
   const payloads = Array.from({ length: count }, (_, k) => Buffer.from(source.payload(k % streams, Math.floor(k / streams), 1_700_000_000_000 + Math.floor(k / streams) * 1000)));
-  const rule = compileRule({ topic: 'bench/hot/+/+/telemetry', format: 'json-values', qos: 1 }, 0);
+  const rule = compileSubscription({ topic: 'bench/hot/+/+/telemetry', format: 'json-values', qos: 1 }, 0);
   const parser = new PayloadParser(CHANNELS, 16_384);
   const generalParser = new PayloadParser(CHANNELS, 16_384, undefined, false);
   const registry = new Registry();

@@ -7,7 +7,7 @@ import type { PayloadParser } from './payload.js';
 import type { StreamRateLimiter } from './rate-limit.js';
 import type { Reading, RejectReason } from './reading.js';
 import { fitsBytes, streamIdProblem } from './stream-id.js';
-import type { TopicRule } from './topic.js';
+import type { Subscription } from './topic.js';
 import type { Stage } from '../lifecycle/stage.js';
 
 /** One inbound message; `done` must be called once it is taken (the source waits for it: backpressure). */
@@ -121,7 +121,7 @@ export interface ReadingSink {
 }
 
 export interface IngestHooks {
-  onReceived(rule: TopicRule | null): void;
+  onReceived(subscription: Subscription | null): void;
   onRejected(reason: RejectReason, detail: string, topic: string): void;
   /** A message arrived after intake stopped: not acknowledged (QoS 1 comes again; QoS 0 is lost). */
   onRefused?(qos: 0 | 1): void;
@@ -131,12 +131,12 @@ export interface IngestHooks {
   onError?(err: Error): void;
   /** The broker granted every subscription: telemetry published from now on reaches this daemon. */
   onSubscribed?(): void;
-  /** The broker refused a subscription (e.g. an ACL): that rule's telemetry never arrives. */
+  /** The broker refused a subscription (e.g. an ACL): that subscription's telemetry never arrives. */
   onSubscribeFailed(err: Error): void;
 }
 
 export interface IngestLimits {
-  /** Longer topics are rejected (topic_too_long) before any rule sees them. */
+  /** Longer topics are rejected (topic_too_long) before any subscription sees them. */
   maxTopicBytes: number;
   /** Longer stream ids, or ones with control characters, are rejected (bad_stream_id). */
   maxStreamIdBytes: number;
@@ -150,7 +150,7 @@ export class MqttIngest implements Stage {
 
   constructor(
     private readonly source: MessageSource,
-    private readonly rules: readonly TopicRule[],
+    private readonly subscriptions: readonly Subscription[],
     private readonly parser: PayloadParser,
     private readonly sink: ReadingSink,
     private readonly hooks: IngestHooks,
@@ -161,7 +161,7 @@ export class MqttIngest implements Stage {
   async start(): Promise<void> {
     this.accepting = true;
     this.source.listen(
-      this.rules.map((r) => ({ filter: r.filter, qos: r.qos })),
+      this.subscriptions.map((r) => ({ filter: r.filter, qos: r.qos })),
       (topic, payload, qos, done) => this.onMessage(topic, payload, qos, done),
       {
         onSubscribed: () => this.hooks.onSubscribed?.(),
@@ -202,18 +202,18 @@ export class MqttIngest implements Stage {
       done();
       return;
     }
-    let rule: TopicRule | null = null;
+    let subscription: Subscription | null = null;
     let match = null;
-    for (const candidate of this.rules) {
+    for (const candidate of this.subscriptions) {
       match = candidate.match(topic);
       if (match !== null) {
-        rule = candidate;
+        subscription = candidate;
         break;
       }
     }
-    this.hooks.onReceived(rule);
-    if (rule === null || match === null) {
-      this.hooks.onRejected('no_subscription', 'topic matches no subscription rule', topic);
+    this.hooks.onReceived(subscription);
+    if (subscription === null || match === null) {
+      this.hooks.onRejected('no_subscription', 'topic matches no subscription', topic);
       done();
       return;
     }
@@ -225,7 +225,7 @@ export class MqttIngest implements Stage {
       return;
     }
     // A message is delivered at the lower of its own and the subscription's QoS, as a broker would.
-    const qos = packetQos === 0 || rule.qos === 0 ? 0 : 1;
+    const qos = packetQos === 0 || subscription.qos === 0 ? 0 : 1;
     if (this.limiter !== null) {
       if (qos === 0) {
         if (!this.limiter.allow(streamId, Date.now())) {
@@ -240,16 +240,16 @@ export class MqttIngest implements Stage {
         if (wait > 0) {
           this.hooks.onRateLimitWait?.();
           const channel = match.channel;
-          setTimeout(() => this.resume(topic, rule, streamId, channel, payload, done), wait);
+          setTimeout(() => this.resume(topic, subscription, streamId, channel, payload, done), wait);
           return;
         }
       }
     }
-    this.admit(topic, rule, streamId, match.channel, payload, qos, done);
+    this.admit(topic, subscription, streamId, match.channel, payload, qos, done);
   }
 
   /** A QoS 1 reading whose stream was over its rate: tries again once the bucket has a token. */
-  private resume(topic: string, rule: TopicRule, streamId: string, channel: string | null, payload: Uint8Array | string, done: (err?: Error) => void): void {
+  private resume(topic: string, subscription: Subscription, streamId: string, channel: string | null, payload: Uint8Array | string, done: (err?: Error) => void): void {
     try {
       if (!this.accepting) {
         this.hooks.onRefused?.(1);
@@ -258,19 +258,19 @@ export class MqttIngest implements Stage {
       }
       const wait = this.limiter?.delay(streamId, Date.now()) ?? 0;
       if (wait > 0) {
-        setTimeout(() => this.resume(topic, rule, streamId, channel, payload, done), wait);
+        setTimeout(() => this.resume(topic, subscription, streamId, channel, payload, done), wait);
         return;
       }
-      this.admit(topic, rule, streamId, channel, payload, 1, done);
+      this.admit(topic, subscription, streamId, channel, payload, 1, done);
     } catch (err) {
       this.hooks.onError?.(err instanceof Error ? err : new Error(String(err)));
       done();
     }
   }
 
-  private admit(topic: string, rule: TopicRule, streamId: string, channel: string | null, payload: Uint8Array | string, qos: 0 | 1, done: (err?: Error) => void): void {
+  private admit(topic: string, subscription: Subscription, streamId: string, channel: string | null, payload: Uint8Array | string, qos: 0 | 1, done: (err?: Error) => void): void {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    const result = this.parser.parse(rule.format, streamId, channel, bytes, Date.now(), performance.now());
+    const result = this.parser.parse(subscription.format, streamId, channel, bytes, Date.now(), performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
       done();

@@ -1,19 +1,19 @@
-/** Topic rules: match a concrete topic against a subscription filter and derive the stream id and channel. */
+/** Compiled subscriptions: match a concrete topic against a subscription filter and derive the stream id and channel. */
 import type { PayloadFormat, SubscriptionConfig } from '../config/schema.js';
 
-export interface TopicRule {
+export interface Subscription {
   readonly filter: string;
   readonly format: PayloadFormat;
   readonly qos: 0 | 1;
-  /** Index of this rule in the config, for per-subscription metrics. */
+  /** Index of this subscription in the config, for per-subscription metrics. */
   readonly index: number;
   match(topic: string): TopicMatch | null;
 }
 
-/** A match is reused by the rule's next call: read it before matching again. */
+/** A match is reused by the subscription's next call: read it before matching again. */
 export interface TopicMatch {
   readonly streamId: string;
-  /** Channel name from the rule (literal or template); null when the payload or model decides. */
+  /** Channel name from the subscription (literal or template); null when the payload or model decides. */
   readonly channel: string | null;
 }
 
@@ -39,7 +39,7 @@ function render(parts: TemplatePart[], wildcards: string[]): string {
 }
 
 /** Throws with the subscription's field path when a template refers to a wildcard the filter lacks. */
-export function compileRule(sub: SubscriptionConfig, index: number): TopicRule {
+export function compileSubscription(sub: SubscriptionConfig, index: number): Subscription {
   const levels = sub.topic.split('/');
   const wildcardCount = levels.filter((l) => l === '+' || l === '#').length;
   const hashAt = levels.indexOf('#');

@@ -11,9 +11,9 @@ import {
 import { PayloadParser } from '../../src/ingest/payload.js';
 import { StreamRateLimiter } from '../../src/ingest/rate-limit.js';
 import type { ParseResult, Reading, RejectReason } from '../../src/ingest/reading.js';
-import { compileRule, type TopicRule } from '../../src/ingest/topic.js';
+import { compileSubscription, type Subscription } from '../../src/ingest/topic.js';
 
-const rule = (topic: string, extra: Record<string, unknown> = {}) => compileRule(subscriptionSchema.parse({ topic, ...extra }), 0);
+const rule = (topic: string, extra: Record<string, unknown> = {}) => compileSubscription(subscriptionSchema.parse({ topic, ...extra }), 0);
 
 describe('topic rules', () => {
   it('derives the stream id from the wildcards by default', () => {
@@ -158,9 +158,9 @@ class FakeSource implements MessageSource {
   }
 }
 
-const numberRule = (topic: string, qos: 0 | 1 = 1, index = 0): TopicRule => compileRule(subscriptionSchema.parse({ topic, format: 'number', qos }), index);
+const numberRule = (topic: string, qos: 0 | 1 = 1, index = 0): Subscription => compileSubscription(subscriptionSchema.parse({ topic, format: 'number', qos }), index);
 
-function harness(options: { rules?: TopicRule[]; limiter?: StreamRateLimiter | null; limits?: IngestLimits; offer?: (reading: Reading) => void } = {}) {
+function harness(options: { rules?: Subscription[]; limiter?: StreamRateLimiter | null; limits?: IngestLimits; offer?: (reading: Reading) => void } = {}) {
   const rules = options.rules ?? [numberRule('sensors/+/telemetry')];
   const source = new FakeSource();
   const offered: Array<{ streamId: string; value: number; qos: 0 | 1 }> = [];

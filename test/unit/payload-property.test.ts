@@ -63,7 +63,7 @@ describe('topic matching agrees with the MQTT rules', () => {
   }
 
   it('matches exactly the topics the textbook matcher does, with the same wildcard values', async () => {
-    const { compileRule } = await import('../../src/ingest/topic.js');
+    const { compileSubscription } = await import('../../src/ingest/topic.js');
     const { subscriptionSchema } = await import('../../src/config/schema.js');
     const level = fc.constantFrom('a', 'b', 'ab', '$s', '', ' ');
     const filterLevel = fc.constantFrom('a', 'b', 'ab', '+', '$s', '');
@@ -74,7 +74,7 @@ describe('topic matching agrees with the MQTT rules', () => {
     const topic = fc.array(level, { minLength: 1, maxLength: 5 }).map((ls) => ls.join('/'));
     fc.assert(
       fc.property(filter, topic, (f, t) => {
-        const rule = compileRule(subscriptionSchema.parse({ topic: f }), 0);
+        const rule = compileSubscription(subscriptionSchema.parse({ topic: f }), 0);
         const ref = reference(f, t);
         const joined = ref === null ? null : ref.join('/');
         const expected = ref === null ? null : ref.length === 0 ? t : joined === '' ? null : joined;
