@@ -9,20 +9,18 @@ import { MAX_TOPIC_BYTES } from './alert/publisher.js';
 import { BrokerLink } from './broker/link.js';
 import type { Config } from './config/schema.js';
 import { MqttIngest, clientSource, inProcessSource } from './ingest/mqtt-ingest.js';
-import { PayloadParser } from './ingest/payload.js';
 import { StreamRateLimiter } from './ingest/rate-limit.js';
 import { utf8Length } from './ingest/stream-id.js';
 import { rejectReasons, type RejectReason } from './ingest/reading.js';
 import { compileSubscription, type Subscription } from './ingest/topic.js';
 import { Scheduler, type Job } from './lifecycle/scheduler.js';
 import { Stages } from './lifecycle/stage.js';
-import { ModelStage } from './model/model-stage.js';
-import { ModelWatcher } from './model/model-watcher.js';
-import type { Scorer } from './model/scorer.js';
+import { Route, type RouteHooks } from './route/route.js';
+import { routeSpecs } from './route/routes.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
 import { buildInfo } from './observe/build-info.js';
 import { SentinelMetrics, type ModelSwapResult } from './observe/metrics.js';
-import { Pipeline } from './pipeline/pipeline.js';
+import type { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 
 /**
@@ -52,12 +50,13 @@ export class Daemon {
   private readonly warner: RateLimitedWarner;
   private readonly stages: Stages;
   private readonly probes: ProbeServer;
-  private readonly model: ModelStage;
-  private pipeline: Pipeline | null = null;
+  /** One per model: its model stage, pipeline and watcher (see src/route/route.ts). */
+  private readonly routes: Route[];
+  /** The route of each subscription, by subscription index. */
+  private readonly routeOf: Route[];
   private alerts: AlertStage | null = null;
   private limiter: StreamRateLimiter | null = null;
   private link: BrokerLink | null = null;
-  private watcher: ModelWatcher | null = null;
   private stopping = false;
   private readonly connected = (): boolean => this.link?.connected ?? false;
   /** Until the broker answers the SUBSCRIBE, telemetry published now reaches no session: not ready yet. */
@@ -88,7 +87,17 @@ export class Daemon {
       onRejected: (reason) => this.metrics.httpRejected.labels(reason).inc(),
       onError: (err) => this.internalError('http', err),
     });
-    this.model = new ModelStage(config, log, this.warner, this.metrics, { onSwap: (next) => this.pipeline?.swapModel(next) });
+    const hooks: RouteHooks = {
+      onAlert: (alert) => this.alerts?.send(alert),
+      onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
+      onDropped: (reason) => this.metrics.readingsDropped.labels(reason).inc(),
+      onInternalError: (stage, err) => this.internalError(stage, err),
+      onSwapped: () => void this.link?.publishStatus('online'),
+    };
+    const specs = routeSpecs(config);
+    this.routes = specs.map((spec) => new Route(spec, config, log, this.warner, this.metrics, hooks));
+    this.routeOf = [];
+    for (const route of this.routes) for (const index of route.spec.subscriptions) this.routeOf[index] = route;
     // Every label a counter can take is exported from the start, so rate() sees the first increment
     // (SentinelMetrics does the same for the label values it owns).
     for (const reason of rejectReasons) this.metrics.readingsRejected.labels(reason).inc(0);
@@ -119,21 +128,30 @@ export class Daemon {
     }
   }
 
+  /** `model` and `provider` name the first route's model (all of a single-model node's); `models` lists every route's. */
   private modelDetail(): Record<string, unknown> {
-    const model = this.model.current;
+    const first = this.routes[0]?.serving ?? null;
     return {
-      model: model ? { name: model.manifest.name, version: model.manifest.version, warmedUp: true } : null,
-      provider: model?.provider ?? null,
+      model: first ? { name: first.manifest.name, version: first.manifest.version, warmedUp: true } : null,
+      provider: first?.provider ?? null,
+      models: this.routes.map((route) => {
+        const model = route.serving;
+        return model ? { model: route.name, name: model.manifest.name, version: model.manifest.version, provider: model.provider } : { model: route.name, loaded: false };
+      }),
     };
   }
 
-  /** The startup probe: the model is loaded and warmed up; the broker plays no part (see docs/deploy.md). */
+  private get modelsLoaded(): boolean {
+    return this.routes.every((route) => route.serving !== null);
+  }
+
+  /** The startup probe: every model is loaded and warmed up; the broker plays no part (see docs/deploy.md). */
   startup(): Readiness {
-    return { ready: this.model.current !== null, detail: { version: buildInfo().version, ...this.modelDetail() } };
+    return { ready: this.modelsLoaded, detail: { version: buildInfo().version, ...this.modelDetail() } };
   }
 
   readiness(): Readiness {
-    const ready = this.connected() && this.subscribed === 'granted' && this.model.current !== null && !this.stopping;
+    const ready = this.connected() && this.subscribed === 'granted' && this.modelsLoaded && !this.stopping;
     this.metrics.ready.set(ready ? 1 : 0);
     return {
       ready,
@@ -149,16 +167,16 @@ export class Daemon {
   }
 
   /**
-   * Starts the stages in data-path order from the outputs back: probes, model, broker link, alerts,
-   * pipeline, ingest, model watcher, scheduler. A stage that cannot start stops the ones before it.
+   * Starts the stages in data-path order from the outputs back: probes, every route's model, broker
+   * link, alerts, every route's pipeline, ingest, every route's model watcher, scheduler. A stage that
+   * cannot start stops the ones before it.
    */
   async start(): Promise<void> {
     const { config, log, metrics, stages } = this;
     const subscriptions = compileRules(config);
     await stages.start(this.probes);
     log.info({ host: config.http.host, port: this.probes.port }, 'metrics and probes listening');
-    await stages.start(this.model);
-    const { manifest } = this.model.current as Scorer;
+    for (const route of this.routes) await stages.start(route.model);
 
     const link = new BrokerLink(config, log, this.warner, metrics, (state) => this.status(state), {
       onConnected: (sessionPresent) => {
@@ -177,30 +195,13 @@ export class Daemon {
     this.alerts = alerts;
     await stages.start(alerts);
 
-    const pipeline = new Pipeline(this.model.handOver(), config, log, this.warner, metrics, {
-      onAlert: (alert) => alerts.send(alert),
-      onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
-      onInternalError: (stage, err) => this.internalError(stage, err),
-    });
-    this.pipeline = pipeline;
-    await stages.start(pipeline);
-
-    await stages.start(this.ingestFor(subscriptions, link, pipeline, manifest.channels));
-    this.watcher = await stages.start(
-      new ModelWatcher(
-        config.model.path,
-        {
-          currentVersion: () => this.model.current?.manifest.version ?? '',
-          reload: () => this.reloadModel(),
-          onError: (err) => this.internalError('model', err),
-        },
-        config.model.watch,
-      ),
-    );
+    for (const route of this.routes) await stages.start(route.pipeline());
+    await stages.start(this.ingestFor(subscriptions, link));
+    for (const route of this.routes) await stages.start(route.watcher);
     await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
   }
 
-  private ingestFor(subscriptions: Subscription[], link: BrokerLink, pipeline: Pipeline, channels: readonly string[]): MqttIngest {
+  private ingestFor(subscriptions: Subscription[], link: BrokerLink): MqttIngest {
     const { config, log, metrics } = this;
     this.receivedTally = new Float64Array(subscriptions.length + 1);
     const receivedCounters = [...subscriptions.map((r) => metrics.messagesReceived.labels(r.filter)), metrics.messagesReceived.labels('none')];
@@ -212,7 +213,10 @@ export class Daemon {
         this.receivedTally[i] = 0;
       }
     });
-    const parser = new PayloadParser([...channels], config.ingest.maxPayloadBytes, config.ingest.maxFutureSkewMs);
+    const targets = subscriptions.map((subscription) => {
+      const route = this.routeOf[subscription.index] as Route;
+      return { parser: route.parser(), sink: route.pipeline() };
+    });
     const perSecond = config.ingest.maxReadingsPerSecondPerStream;
     // Buckets live about a second after a stream's last reading, so this bounds memory, not streams.
     const limiter = perSecond > 0 ? new StreamRateLimiter(perSecond, Math.min(2 * config.window.maxStreams, 65_536)) : null;
@@ -222,8 +226,7 @@ export class Daemon {
     return new MqttIngest(
       link.embedded ? inProcessSource(link.embedded) : clientSource(link.client),
       subscriptions,
-      parser,
-      pipeline,
+      targets,
       {
         onReceived: (subscription) => {
           const slot = subscription === null ? subscriptions.length : subscription.index;
@@ -253,15 +256,14 @@ export class Daemon {
   }
 
   /**
-   * Loads the model file again and swaps it in between two batches if it is a new valid model that
-   * fits the running pipeline (the model stage decides); the old one keeps serving otherwise.
+   * Loads every route's model file again (SIGHUP) and swaps in each new valid version that fits its
+   * running pipeline; a route whose file is unchanged, or refused, keeps its model. Returns the worst
+   * result: refused, then incomplete, then swapped.
    */
   async reloadModel(): Promise<ModelSwapResult> {
-    if (this.stopping || this.pipeline === null) return 'incomplete';
-    const before = this.model.current?.manifest.version;
-    const result = await this.model.reload();
-    if (result === 'swapped' && this.model.current?.manifest.version !== before) void this.link?.publishStatus('online');
-    return result;
+    if (this.stopping) return 'incomplete';
+    const results = await Promise.all(this.routes.map((route) => route.reload()));
+    return results.includes('refused') ? 'refused' : results.includes('incomplete') ? 'incomplete' : 'swapped';
   }
 
   private counterFor<K>(cache: Map<K, { inc(): void }>, key: K, make: () => { inc(): void }): { inc(): void } {
@@ -280,7 +282,7 @@ export class Daemon {
 
   private status(state: Status['state']): Status {
     const now = new Date().toISOString();
-    const model = this.model.current;
+    const model = this.routes[0]?.serving ?? null;
     return {
       state,
       version: buildInfo().version,
@@ -300,13 +302,14 @@ export class Daemon {
       { name: 'summary', cron: schedule.summary, run: () => this.logSummary() },
       { name: 'sweep', cron: schedule.sweep, run: () => this.sweep() },
       // The same check the folder watcher runs, for volumes whose changes fs.watch misses.
-      { name: 'model-poll', cron: schedule.modelPoll, run: () => this.watcher?.check() },
+      { name: 'model-poll', cron: schedule.modelPoll, run: () => Promise.all(this.routes.map((route) => route.watcher.check())) },
     ];
   }
 
   /** Marks stale streams (a data gap, not an anomaly), evicts idle ones and forgets quiet streams' rate limits. */
   sweep(): void {
-    this.pipeline?.sweep(performance.now());
+    const now = performance.now();
+    for (const route of this.routes) route.running?.sweep(now);
     this.limiter?.prune(Date.now());
   }
 
@@ -323,11 +326,17 @@ export class Daemon {
       queued: await value('sentinel_readings_queued_total'),
       scored: await value('sentinel_windows_scored_total'),
       alerts: await value('sentinel_alerts_total'),
-      streams: this.pipeline?.windows.size ?? 0,
-      stale: this.pipeline?.windows.staleCount ?? 0,
-      queueDepth: this.pipeline?.queued ?? 0,
+      streams: this.sum((pipeline) => pipeline.windows.size),
+      stale: this.sum((pipeline) => pipeline.windows.staleCount),
+      queueDepth: this.sum((pipeline) => pipeline.queued),
       broker: this.connected() ? 'connected' : 'disconnected',
     };
+  }
+
+  private sum(of: (pipeline: Pipeline) => number): number {
+    let total = 0;
+    for (const route of this.routes) if (route.running !== null) total += of(route.running);
+    return total;
   }
 
   private async logSummary(): Promise<void> {
@@ -342,13 +351,14 @@ export class Daemon {
   async stop(): Promise<boolean> {
     if (this.stopping) return true;
     this.stopping = true;
+    for (const route of this.routes) route.stopReloads();
     this.metrics.ready.set(0);
     const grace = new AbortController();
     const timer = setTimeout(() => grace.abort(), this.config.shutdown.graceMs);
     const late = await this.stages.stop(grace.signal);
     clearTimeout(timer);
-    const drained = !late.has('pipeline') && !late.has('alerts');
-    if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.pipeline?.queued }, 'grace period ran out before the drain finished');
+    const drained = !this.routes.some((route) => route.running !== null && late.has(route.running.name)) && !late.has('alerts');
+    if (!drained) this.log.error({ graceMs: this.config.shutdown.graceMs, queued: this.sum((pipeline) => pipeline.queued) }, 'grace period ran out before the drain finished');
     this.log.info({ drained, ...(await this.totals()) }, 'stopped');
     return drained;
   }

@@ -82,7 +82,6 @@ export class AlertStage implements Stage {
   /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
   send(alert: Alert): void {
     if (this.publisher === null) throw new Error('alert stage: send() before start()');
-    this.metrics.alerts.labels(alert.type).inc();
     this.publisher.send(alert);
     this.log.info(
       { eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, topChannels: alert.topChannels, ...(alert.reason ? { reason: alert.reason } : {}) },

@@ -120,6 +120,12 @@ export interface ReadingSink {
   offer(reading: Reading, qos: 0 | 1, ack: () => void): void;
 }
 
+/** Where a subscription's messages go: parsed with its model's channels, offered to its route's pipeline. */
+export interface IngestTarget {
+  readonly parser: PayloadParser;
+  readonly sink: ReadingSink;
+}
+
 export interface IngestHooks {
   onReceived(subscription: Subscription | null): void;
   onRejected(reason: RejectReason, detail: string, topic: string): void;
@@ -151,8 +157,8 @@ export class MqttIngest implements Stage {
   constructor(
     private readonly source: MessageSource,
     private readonly subscriptions: readonly Subscription[],
-    private readonly parser: PayloadParser,
-    private readonly sink: ReadingSink,
+    /** By subscription index. */
+    private readonly targets: readonly IngestTarget[],
     private readonly hooks: IngestHooks,
     private readonly limiter: StreamRateLimiter | null = null,
     private readonly limits: IngestLimits = NO_LIMITS,
@@ -270,12 +276,13 @@ export class MqttIngest implements Stage {
 
   private admit(topic: string, subscription: Subscription, streamId: string, channel: string | null, payload: Uint8Array | string, qos: 0 | 1, done: (err?: Error) => void): void {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    const result = this.parser.parse(subscription.format, streamId, channel, bytes, Date.now(), performance.now());
+    const target = this.targets[subscription.index] as IngestTarget;
+    const result = target.parser.parse(subscription.format, streamId, channel, bytes, Date.now(), performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
       done();
       return;
     }
-    this.sink.offer(result.reading, qos, done);
+    target.sink.offer(result.reading, qos, done);
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
-import type { ModelSwapResult, SentinelMetrics } from '../observe/metrics.js';
+import type { ModelMetrics, ModelSwapResult } from '../observe/metrics.js';
 import type { Stage } from '../lifecycle/stage.js';
 import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './scorer.js';
 
@@ -16,7 +16,8 @@ export interface ModelStageHooks {
 }
 
 export class ModelStage implements Stage {
-  readonly name = 'model';
+  /** The stage name: `model:<the model's name in the config>`. */
+  readonly name: string;
   private model: Scorer | null = null;
   private handedOver = false;
   private stopping = false;
@@ -25,9 +26,11 @@ export class ModelStage implements Stage {
     private readonly config: Pick<Config, 'model' | 'batch'>,
     private readonly log: Logger,
     private readonly warner: RateLimitedWarner,
-    private readonly metrics: SentinelMetrics,
+    private readonly metrics: ModelMetrics,
     private readonly hooks: ModelStageHooks,
-  ) {}
+  ) {
+    this.name = `model:${metrics.model}`;
+  }
 
   /** The model serving now, or null before start. */
   get current(): Scorer | null {
@@ -65,7 +68,7 @@ export class ModelStage implements Stage {
       next = await loadModel(this.config.model.path, this.loadOptions());
     } catch (err) {
       const result = err instanceof ModelError && err.kind === 'incomplete' ? 'incomplete' : 'refused';
-      metrics.modelSwaps.labels(result).inc();
+      metrics.modelSwaps(result).inc();
       this.warner.warn(`model-${result}`, { err: (err as Error).message }, result === 'refused' ? 'new model refused; the old one keeps serving' : 'new model not readable yet; will retry');
       return result;
     }
@@ -77,7 +80,7 @@ export class ModelStage implements Stage {
     if (problem !== null || this.stopping || this.model !== current) {
       await next.release();
       if (problem === null) return 'incomplete';
-      metrics.modelSwaps.labels('refused').inc();
+      metrics.modelSwaps('refused').inc();
       log.warn({ model: next.manifest.name, version: next.manifest.version, problem }, 'new model refused: it does not fit the running pipeline (restart to change shape); the old one keeps serving');
       return 'refused';
     }
@@ -85,7 +88,7 @@ export class ModelStage implements Stage {
     else void current.release();
     this.model = next;
     metrics.setModel(next.manifest.name, next.manifest.version, next.provider);
-    metrics.modelSwaps.labels('swapped').inc();
+    metrics.modelSwaps('swapped').inc();
     log.info({ from: current.manifest.version, to: next.manifest.version, model: next.manifest.name, provider: next.provider }, 'model swapped');
     return 'swapped';
   }

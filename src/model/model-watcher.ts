@@ -23,7 +23,6 @@ export interface ModelWatcherHooks {
 }
 
 export class ModelWatcher implements Stage {
-  readonly name = 'model-watcher';
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
@@ -36,6 +35,8 @@ export class ModelWatcher implements Stage {
     private readonly hooks: ModelWatcherHooks,
     /** Config model.watch: watch the model's folder; without it only check() (the cron poll, SIGHUP) finds new versions. */
     private readonly watchFolder: boolean,
+    /** The stage name (the route's model in it). */
+    readonly name = 'model-watcher',
     private readonly debounceMs = 300,
   ) {}
 

@@ -1,9 +1,8 @@
 /** Prometheus metrics: every sentinel_* series the daemon exports, on a registry of its own. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { alertSchema } from '../alert/alert.js';
 import { buildInfo } from './build-info.js';
 import type { ProbeRejectReason } from './probe-server.js';
-import { WindowHistogram } from './window-histogram.js';
+import { WindowHistogram, type WindowSeries } from './window-histogram.js';
 
 /**
  * Every value of the labels counted here (the daemon and the alert stage export the others' from their
@@ -50,27 +49,30 @@ export class SentinelMetrics {
   readonly readingsQueued = new Counter({
     name: 'sentinel_readings_queued_total',
     help: 'Readings accepted into the bounded queue',
+    labelNames: ['model'] as const,
     registers: [this.registry],
     collect: this.collectTallies,
   });
   readonly queueDepth = new Gauge({
     name: 'sentinel_queue_depth',
     help: 'Readings waiting in the bounded queue',
+    labelNames: ['model'] as const,
     registers: [this.registry],
     collect: this.collectTallies,
   });
-  readonly queueCapacity = new Gauge({ name: 'sentinel_queue_capacity', help: 'Capacity of the bounded queue', registers: [this.registry] });
+  readonly queueCapacity = new Gauge({ name: 'sentinel_queue_capacity', help: 'Capacity of the bounded queue', labelNames: ['model'] as const, registers: [this.registry] });
   readonly backpressureWaits = new Counter({
     name: 'sentinel_backpressure_waits_total',
     help: 'Messages whose intake waited for queue space (QoS 1: the acknowledgement; QoS 0: up to queue.qos0MaxWaitMs)',
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
-  readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', registers: [this.registry] });
-  readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (stale: a data gap, not an anomaly)', registers: [this.registry] });
+  readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', labelNames: ['model'] as const, registers: [this.registry] });
+  readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (stale: a data gap, not an anomaly)', labelNames: ['model'] as const, registers: [this.registry] });
   readonly streamsEvicted = new Counter({
     name: 'sentinel_streams_evicted_total',
     help: 'Streams evicted, by reason: idle (silent past window.idleTtlMs), table_full (a new stream needed the room)',
-    labelNames: ['reason'] as const,
+    labelNames: ['model', 'reason'] as const,
     registers: [this.registry],
   });
   readonly rateLimitWaits = new Counter({
@@ -81,34 +83,40 @@ export class SentinelMetrics {
   readonly clockSteps = new Counter({
     name: 'sentinel_clock_steps_total',
     help: 'Windows restarted because a stream\'s newest row was stamped ahead of the wall clock and older readings followed',
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
   readonly streamsWentStale = new Counter({
     name: 'sentinel_streams_went_stale_total',
     help: 'Times a stream went stale (silent past window.staleAfterMs)',
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
-  readonly windowsScored = new Counter({ name: 'sentinel_windows_scored_total', help: 'Windows scored by the model', registers: [this.registry] });
+  readonly windowsScored = new Counter({ name: 'sentinel_windows_scored_total', help: 'Windows scored by the model', labelNames: ['model'] as const, registers: [this.registry] });
   readonly windowsFailed = new Counter({
     name: 'sentinel_windows_failed_total',
     help: 'Windows lost to a failed inference run',
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
   readonly scoresSaturated = new Counter({
     name: 'sentinel_scores_saturated_total',
     help: 'Window scores that overflowed (infinite or NaN from extreme values) and were reported as the largest float32',
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
   readonly batchSize = new Histogram({
     name: 'sentinel_batch_size',
     help: 'Windows per inference run',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
   readonly inferenceDuration = new Histogram({
     name: 'sentinel_inference_duration_seconds',
     help: 'Wall time of one model run over a batch, from dispatch to scores (includes any wait for the event loop)',
     buckets: latencyBuckets,
+    labelNames: ['model'] as const,
     registers: [this.registry],
   });
   readonly ingestToDecision = new WindowHistogram(
@@ -120,7 +128,7 @@ export class SentinelMetrics {
   readonly alerts = new Counter({
     name: 'sentinel_alerts_total',
     help: 'Alert events decided, by type',
-    labelNames: ['type'] as const,
+    labelNames: ['model', 'type'] as const,
     registers: [this.registry],
   });
   readonly alertsPublished = new Counter({
@@ -139,11 +147,11 @@ export class SentinelMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly alertsActive = new Gauge({ name: 'sentinel_alerts_active', help: 'Streams with a raised alert', registers: [this.registry] });
+  readonly alertsActive = new Gauge({ name: 'sentinel_alerts_active', help: 'Streams with a raised alert', labelNames: ['model'] as const, registers: [this.registry] });
   readonly modelInfo = new Gauge({
     name: 'sentinel_model_info',
     help: 'The model in use (value 1), with its name, version and execution provider',
-    labelNames: ['name', 'version', 'provider'] as const,
+    labelNames: ['model', 'name', 'version', 'provider'] as const,
     registers: [this.registry],
   });
   readonly brokerConnected = new Gauge({
@@ -192,7 +200,7 @@ export class SentinelMetrics {
   readonly modelSwaps = new Counter({
     name: 'sentinel_model_swaps_total',
     help: 'Model reload attempts by result: swapped, refused (breaks the contract or does not fit), incomplete (retried)',
-    labelNames: ['result'] as const,
+    labelNames: ['model', 'result'] as const,
     registers: [this.registry],
   });
   readonly ready = new Gauge({ name: 'sentinel_ready', help: '1 when /readyz would answer 200', registers: [this.registry] });
@@ -207,9 +215,6 @@ export class SentinelMetrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.buildInfo.set({ ...buildInfo() }, 1);
     for (const reason of dropReasons) this.readingsDropped.labels(reason).inc(0);
-    for (const reason of evictReasons) this.streamsEvicted.labels(reason).inc(0);
-    for (const type of alertSchema.shape.type.options) this.alerts.labels(type).inc(0);
-    for (const result of modelSwapResults) this.modelSwaps.labels(result).inc(0);
     for (const reason of httpRejectReasons) this.httpRejected.labels(reason).inc(0);
   }
 
@@ -221,8 +226,101 @@ export class SentinelMetrics {
     this.collectors.push(collect);
   }
 
-  setModel(name: string, version: string, provider: string): void {
-    this.modelInfo.reset();
-    this.modelInfo.set({ name, version, provider }, 1);
+  /** The series of one model (a route): its label values are exported at 0 from now on. */
+  forModel(model: string): ModelMetrics {
+    return new ModelMetrics(this, model);
   }
+}
+
+/** A counter, gauge or histogram bound to its labels. */
+export interface CounterChild {
+  inc(value?: number): void;
+}
+export interface GaugeChild {
+  set(value: number): void;
+}
+export interface Observer {
+  observe(value: number): void;
+}
+
+/**
+ * The metrics of one model's pipeline, bound to its `model` label (the model's name in the config: a
+ * bounded set, never a stream). Bound children skip prom-client's label lookup on the hot path.
+ */
+export class ModelMetrics {
+  readonly readingsQueued: CounterChild;
+  readonly queueDepth: GaugeChild;
+  readonly queueCapacity: GaugeChild;
+  readonly backpressureWaits: CounterChild;
+  readonly streamsActive: GaugeChild;
+  readonly streamsStale: GaugeChild;
+  readonly streamsWentStale: CounterChild;
+  readonly clockSteps: CounterChild;
+  readonly windowsScored: CounterChild;
+  readonly windowsFailed: CounterChild;
+  readonly scoresSaturated: CounterChild;
+  readonly batchSize: Observer;
+  readonly inferenceDuration: Observer;
+  readonly ingestToDecision: WindowSeries;
+  readonly alertsActive: GaugeChild;
+  private readonly evicted: Record<(typeof evictReasons)[number], CounterChild>;
+  private readonly alertTypes: Record<'raised' | 'resolved', CounterChild>;
+  private readonly swaps: Record<ModelSwapResult, CounterChild>;
+
+  constructor(
+    private readonly metrics: SentinelMetrics,
+    readonly model: string,
+  ) {
+    const m = { model };
+    this.readingsQueued = metrics.readingsQueued.labels(m);
+    this.queueDepth = metrics.queueDepth.labels(m);
+    this.queueCapacity = metrics.queueCapacity.labels(m);
+    this.backpressureWaits = metrics.backpressureWaits.labels(m);
+    this.streamsActive = metrics.streamsActive.labels(m);
+    this.streamsStale = metrics.streamsStale.labels(m);
+    this.streamsWentStale = metrics.streamsWentStale.labels(m);
+    this.clockSteps = metrics.clockSteps.labels(m);
+    this.windowsScored = metrics.windowsScored.labels(m);
+    this.windowsFailed = metrics.windowsFailed.labels(m);
+    this.scoresSaturated = metrics.scoresSaturated.labels(m);
+    this.batchSize = metrics.batchSize.labels(m);
+    this.inferenceDuration = metrics.inferenceDuration.labels(m);
+    this.ingestToDecision = metrics.ingestToDecision.labels(m);
+    this.alertsActive = metrics.alertsActive.labels(m);
+    this.evicted = { idle: metrics.streamsEvicted.labels({ model, reason: 'idle' }), table_full: metrics.streamsEvicted.labels({ model, reason: 'table_full' }) };
+    this.alertTypes = { raised: metrics.alerts.labels({ model, type: 'raised' }), resolved: metrics.alerts.labels({ model, type: 'resolved' }) };
+    this.swaps = {
+      swapped: metrics.modelSwaps.labels({ model, result: 'swapped' }),
+      refused: metrics.modelSwaps.labels({ model, result: 'refused' }),
+      incomplete: metrics.modelSwaps.labels({ model, result: 'incomplete' }),
+    };
+    for (const counter of [this.readingsQueued, this.backpressureWaits, this.streamsWentStale, this.clockSteps, this.windowsScored, this.windowsFailed, this.scoresSaturated]) counter.inc(0);
+    for (const counter of [...Object.values(this.evicted), ...Object.values(this.alertTypes), ...Object.values(this.swaps)]) counter.inc(0);
+  }
+
+  streamsEvicted(reason: (typeof evictReasons)[number]): CounterChild {
+    return this.evicted[reason];
+  }
+
+  alerts(type: 'raised' | 'resolved'): CounterChild {
+    return this.alertTypes[type];
+  }
+
+  modelSwaps(result: ModelSwapResult): CounterChild {
+    return this.swaps[result];
+  }
+
+  /** Hot-path tallies of this model's pipeline, folded in before each scrape. */
+  addCollector(collect: () => void): void {
+    this.metrics.addCollector(collect);
+  }
+
+  /** The model now serving under this name: one sentinel_model_info series per model. */
+  setModel(name: string, version: string, provider: string): void {
+    if (this.info !== null) this.metrics.modelInfo.remove(this.info);
+    this.info = { model: this.model, name, version, provider };
+    this.metrics.modelInfo.set(this.info, 1);
+  }
+
+  private info: { model: string; name: string; version: string; provider: string } | null = null;
 }

@@ -13,7 +13,7 @@ import type { Reading, RejectReason } from '../ingest/reading.js';
 import type { Scorer } from '../model/scorer.js';
 import { aborted, type Stage } from '../lifecycle/stage.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
-import type { SentinelMetrics } from '../observe/metrics.js';
+import type { ModelMetrics } from '../observe/metrics.js';
 import { QueueAdmission, type Backlog } from '../queue/admission.js';
 import { BoundedQueue } from '../queue/bounded-queue.js';
 import { WindowStore } from '../window/window-store.js';
@@ -23,12 +23,15 @@ export interface PipelineHooks {
   onAlert(alert: Alert): void;
   /** A reading rejected after the queue (order, duplicate, stream table full). */
   onRejected(reason: RejectReason, detail: string, streamId: string): void;
+  /** A valid QoS 0 reading dropped because the queue was full (by queue.dropPolicy). */
+  onDropped(reason: 'queue_full_drop_newest' | 'queue_full_drop_oldest'): void;
   /** A bug caught at a stage boundary inside the pipeline. */
   onInternalError(stage: 'window' | 'decide', err: unknown): void;
 }
 
 export class Pipeline implements ReadingSink, Stage {
-  readonly name = 'pipeline';
+  /** The stage name: `pipeline:<the model's name in the config>`. */
+  readonly name: string;
   private readonly queue: BoundedQueue<Reading>;
   private readonly admission: QueueAdmission<Reading>;
   readonly windows: WindowStore;
@@ -46,9 +49,10 @@ export class Pipeline implements ReadingSink, Stage {
     config: Pick<Config, 'queue' | 'window' | 'batch' | 'nodeName' | 'alert'>,
     private readonly log: Logger,
     private readonly warner: RateLimitedWarner,
-    private readonly metrics: SentinelMetrics,
+    private readonly metrics: ModelMetrics,
     private readonly hooks: PipelineHooks,
   ) {
+    this.name = `pipeline:${metrics.model}`;
     const { manifest } = scorer;
     this.queue = new BoundedQueue<Reading>(config.queue.capacity);
     // An overload ends once the queue and the batches in flight are down to half.
@@ -62,14 +66,9 @@ export class Pipeline implements ReadingSink, Stage {
         return room();
       },
     };
-    let droppedNewest: { inc(): void } | null = null;
-    let droppedOldest: { inc(): void } | null = null;
     this.admission = new QueueAdmission(this.queue, { ...config.queue, backlog }, {
       onQueued: () => this.queuedTally++,
-      onDropped: (policy) =>
-        policy === 'drop-newest'
-          ? (droppedNewest ??= metrics.readingsDropped.labels('queue_full_drop_newest')).inc()
-          : (droppedOldest ??= metrics.readingsDropped.labels('queue_full_drop_oldest')).inc(),
+      onDropped: (policy) => hooks.onDropped(policy === 'drop-newest' ? 'queue_full_drop_newest' : 'queue_full_drop_oldest'),
       onWait: () => metrics.backpressureWaits.inc(),
       onWaitOver: () => this.pump(),
     });
@@ -90,7 +89,10 @@ export class Pipeline implements ReadingSink, Stage {
       manifest,
       { nodeName: config.nodeName, topChannels: config.alert.topChannels },
       {
-        onAlert: (alert) => hooks.onAlert(alert),
+        onAlert: (alert) => {
+          metrics.alerts(alert.type).inc();
+          hooks.onAlert(alert);
+        },
         onSaturated: () => metrics.scoresSaturated.inc(),
         onError: (err) => hooks.onInternalError('decide', err),
       },
@@ -108,7 +110,7 @@ export class Pipeline implements ReadingSink, Stage {
       const { windows } = this;
       if (windows.clockSteps > this.clockStepsSeen) metrics.clockSteps.inc(windows.clockSteps - this.clockStepsSeen);
       this.clockStepsSeen = windows.clockSteps;
-      if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted.labels('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
+      if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
       this.evictedForRoomSeen = windows.evictedForRoom;
     });
   }
@@ -145,7 +147,7 @@ export class Pipeline implements ReadingSink, Stage {
       metrics.streamsWentStale.inc(becameStale.length);
       this.warner.warn('stale', { streams: becameStale.slice(0, 20), count: becameStale.length }, 'streams went silent (data gap)');
     }
-    if (evicted.length > 0) metrics.streamsEvicted.labels('idle').inc(evicted.length);
+    if (evicted.length > 0) metrics.streamsEvicted('idle').inc(evicted.length);
     metrics.streamsActive.set(this.windows.size);
     metrics.streamsStale.set(this.windows.staleCount);
     metrics.alertsActive.set(this.decisions.activeAlerts);

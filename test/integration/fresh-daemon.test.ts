@@ -63,18 +63,31 @@ function samples(family: string): Map<string, number> {
 }
 
 describe('a freshly started daemon, before any telemetry', () => {
-  /** Every labelled counter and each label value it can take, as the README documents them. */
-  const documented = (): Record<string, { label: string; values: readonly string[] }> => ({
-    sentinel_messages_received_total: { label: 'subscription', values: [`${prefix}/sensors/+/telemetry`, 'none'] },
-    sentinel_readings_rejected_total: { label: 'reason', values: rejectReasons },
-    sentinel_readings_dropped_total: { label: 'reason', values: ['queue_full_drop_oldest', 'queue_full_drop_newest', 'shutdown'] },
-    sentinel_streams_evicted_total: { label: 'reason', values: ['idle', 'table_full'] },
-    sentinel_alerts_total: { label: 'type', values: ['raised', 'resolved'] },
-    sentinel_alerts_undeliverable_total: { label: 'reason', values: ['topic_too_long', 'invalid_topic', 'publish_error'] },
-    sentinel_internal_errors_total: { label: 'stage', values: internalStages },
-    sentinel_http_rejected_total: { label: 'reason', values: ['connection_limit', 'client_limit', 'bad_request', 'timeout'] },
-    sentinel_model_swaps_total: { label: 'result', values: ['swapped', 'refused', 'incomplete'] },
-  });
+  /** Every labelled counter and each label set it can take, as the README documents them. */
+  const documented = (): Record<string, readonly string[]> => {
+    const one = (label: string, values: readonly string[]): string[] => values.map((v) => `${label}="${v}"`);
+    const perModel = (label?: string, values: readonly string[] = []): string[] =>
+      label === undefined ? ['model="default"'] : values.map((v) => `model="default",${label}="${v}"`);
+    return {
+      sentinel_messages_received_total: one('subscription', [`${prefix}/sensors/+/telemetry`, 'none']),
+      sentinel_readings_rejected_total: one('reason', rejectReasons),
+      sentinel_readings_dropped_total: one('reason', ['queue_full_drop_oldest', 'queue_full_drop_newest', 'shutdown']),
+      sentinel_alerts_undeliverable_total: one('reason', ['topic_too_long', 'invalid_topic', 'publish_error']),
+      sentinel_internal_errors_total: one('stage', internalStages),
+      sentinel_http_rejected_total: one('reason', ['connection_limit', 'client_limit', 'bad_request', 'timeout']),
+      // One series per model (the model's name in the config): here the one default model.
+      sentinel_streams_evicted_total: perModel('reason', ['idle', 'table_full']),
+      sentinel_alerts_total: perModel('type', ['raised', 'resolved']),
+      sentinel_model_swaps_total: perModel('result', ['swapped', 'refused', 'incomplete']),
+      sentinel_readings_queued_total: perModel(),
+      sentinel_backpressure_waits_total: perModel(),
+      sentinel_streams_went_stale_total: perModel(),
+      sentinel_clock_steps_total: perModel(),
+      sentinel_windows_scored_total: perModel(),
+      sentinel_windows_failed_total: perModel(),
+      sentinel_scores_saturated_total: perModel(),
+    };
+  };
 
   it('exports every labelled sentinel_ counter with each of its label values at 0', () => {
     // A labelled counter added to SentinelMetrics must be listed above (and initialised) too.
@@ -83,9 +96,8 @@ describe('a freshly started daemon, before any telemetry', () => {
       .filter((m) => m.name.startsWith('sentinel_') && ((m as { labelNames?: readonly string[] }).labelNames?.length ?? 0) > 0 && text.includes(`# TYPE ${m.name} counter`))
       .map((m) => m.name);
     expect(labelled.sort()).toEqual(Object.keys(documented()).sort());
-    for (const [family, { label, values }] of Object.entries(documented())) {
-      const expected = new Map(values.map((v) => [`${label}="${v}"`, 0]));
-      expect(samples(family), family).toEqual(expected);
+    for (const [family, labels] of Object.entries(documented())) {
+      expect(samples(family), family).toEqual(new Map(labels.map((l) => [l, 0])));
     }
   });
 
@@ -106,7 +118,7 @@ describe('a freshly started daemon, before any telemetry', () => {
 
 describe('the stage lifecycle', () => {
   it('runs its stages from the outputs back, so they stop from intake forward', () => {
-    expect(daemon.stageNames).toEqual(['probes', 'model', 'broker', 'alerts', 'pipeline', 'ingest', 'model-watcher', 'scheduler']);
+    expect(daemon.stageNames).toEqual(['probes', 'model:default', 'broker', 'alerts', 'pipeline:default', 'ingest', 'model-watcher:default', 'scheduler']);
   });
 
   it('/startupz is 200 with the model loaded while the broker is unreachable; /readyz says why it is not ready', async () => {

@@ -189,7 +189,8 @@ function harness(options: { rules?: Subscription[]; limiter?: StreamRateLimiter 
       ack();
     },
   };
-  const ingest = new MqttIngest(source, rules, new PayloadParser(['value'], 256), sink, hooks, options.limiter ?? null, options.limits);
+  const parser = new PayloadParser(['value'], 256);
+  const ingest = new MqttIngest(source, rules, rules.map(() => ({ parser, sink })), hooks, options.limiter ?? null, options.limits);
   ingest.start();
   return { source, offered, seen, ingest };
 }
@@ -377,7 +378,7 @@ describe('mqtt ingest', () => {
   it('works without the optional hooks', () => {
     const source = new FakeSource();
     const rejected: RejectReason[] = [];
-    const ingest = new MqttIngest(source, [numberRule('sensors/+/telemetry')], new PayloadParser(['value'], 256), { offer: (_r, _q, ack) => ack() }, {
+    const ingest = new MqttIngest(source, [numberRule('sensors/+/telemetry')], [{ parser: new PayloadParser(['value'], 256), sink: { offer: (_r, _q, ack) => ack() } }], {
       onReceived: () => undefined,
       onRejected: (reason) => rejected.push(reason),
       onSubscribeFailed: () => undefined,
