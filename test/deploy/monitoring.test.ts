@@ -82,21 +82,75 @@ describe.skipIf(!promtool)('promtool', () => {
   });
 });
 
+/** The job label Prometheus gives the scraped series: the ServiceMonitor's jobLabel, read from the Service. */
+const job = 'sentinel';
+
+describe.skipIf(!kubectl)('job label', () => {
+  it(`is "${job}", from the Service label the ServiceMonitor names, which a namePrefix leaves alone`, () => {
+    const objects = kustomize('k8s/overlays/fleet');
+    const monitor = findObject<{ spec: { jobLabel?: string } }>(objects, 'ServiceMonitor');
+    const service = findObject(objects, 'Service');
+    expect(service.metadata.labels?.[monitor.spec.jobLabel as string]).toBe(job);
+  });
+});
+
 describe('alerting rules', () => {
   const alerts = rule.spec.groups.flatMap((g) => g.rules);
 
-  it('cover down, broker, queue, drops, latency, CPU fallback and stale streams', () => {
+  it('cover down, broker (fleet and node), queue, drops, latency, failures, the outbox, models, CPU fallback and stale streams', () => {
     expect(alerts.map((a) => a.alert)).toEqual(
       expect.arrayContaining([
         'SentinelDown',
+        'SentinelBrokerUnreachable',
         'SentinelBrokerDisconnected',
         'SentinelQueueSaturated',
         'SentinelReadingsDropped',
         'SentinelInferenceLatencyHigh',
+        'SentinelInferenceFailing',
+        'SentinelAlertPublishFailing',
+        'SentinelOutboxBacklog',
+        'SentinelAlertsLost',
+        'SentinelModelVersionsDiverge',
         'SentinelCpuFallbackOnGpuNode',
         'SentinelStreamsStale',
       ]),
     );
+    expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
+  });
+
+  it('each have a promtool case where they fire and one where they stay silent', () => {
+    const tests = parseYaml(readFileSync(join(repoRoot, 'test/deploy/prometheus-rules.tests.yaml'), 'utf8')) as {
+      tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
+    };
+    const cases = tests.tests.flatMap((t) => t.alert_rule_test);
+    for (const { alert } of alerts) {
+      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0), `${alert} fires`).toBe(true);
+      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0), `${alert} stays silent`).toBe(true);
+    }
+    expect(cases.filter((c) => !alerts.some((a) => a.alert === c.alertname))).toEqual([]);
+  });
+
+  it('wait before paging on failures that a retry may clear', () => {
+    for (const name of ['SentinelInferenceFailing', 'SentinelAlertPublishFailing', 'SentinelBrokerUnreachable', 'SentinelDown']) {
+      const found = alerts.find((a) => a.alert === name);
+      expect(found?.labels.severity, name).toBe('critical');
+      expect(found?.for, name).toMatch(/^\d+m$/);
+    }
+    // One critical alert for a broker outage, not one per node: the fleet rule aggregates every label away.
+    expect(alerts.find((a) => a.alert === 'SentinelBrokerUnreachable')?.expr).toMatch(/^avg\(/);
+    expect(alerts.find((a) => a.alert === 'SentinelBrokerDisconnected')?.labels.severity).toBe('warning');
+  });
+
+  it('link a runbook section of their own in docs/runbook.md, and the runbook has no section without its alert', () => {
+    const runbook = readFileSync(join(repoRoot, 'docs/runbook.md'), 'utf8');
+    const sections = [...runbook.matchAll(/^## (\S+)$/gm)].map((m) => m[1] as string);
+    for (const alert of alerts) {
+      const url = new URL(alert.annotations.runbook_url);
+      expect(url.pathname.endsWith('/docs/runbook.md'), alert.alert).toBe(true);
+      // GitHub's anchor for a heading that is one word: the word in lower case.
+      expect(url.hash, alert.alert).toBe(`#${alert.alert.toLowerCase()}`);
+    }
+    expect(sections.sort()).toEqual(alerts.map((a) => a.alert).sort());
   });
 
   it('read only metrics the daemon exports', () => {
@@ -108,7 +162,11 @@ describe('alerting rules', () => {
   });
 
   it('key on the labels the ServiceMonitor attaches', () => {
-    for (const alert of alerts) expect(alert.expr, alert.alert).toContain('job="sentinel-metrics"');
+    for (const alert of alerts) {
+      const jobs = [...alert.expr.matchAll(/\bjob="([^"]*)"/g)].map((m) => m[1]);
+      expect(jobs.length, alert.alert).toBeGreaterThan(0);
+      expect(new Set(jobs), alert.alert).toEqual(new Set([job]));
+    }
     const fallback = alerts.find((a) => a.alert === 'SentinelCpuFallbackOnGpuNode');
     expect(fallback?.expr).toContain('accelerator="gpu"');
   });
@@ -163,9 +221,19 @@ describe('Grafana dashboard', () => {
     }
   });
 
-  it('shows throughput, drops, queue depth, batch size, inference and end-to-end latency, alerts, model and provider', () => {
+  it('selects the job the rules select', () => {
+    for (const { panel, expr } of prometheusTargets) {
+      for (const match of expr.matchAll(/\bjob="([^"]*)"/g)) expect(match[1], panel).toBe(job);
+    }
+    for (const variable of dashboard.templating.list) expect(JSON.stringify(variable.query)).not.toMatch(/job="(?!sentinel")/);
+  });
+
+  it('shows throughput, drops, queue depth, batch size, inference and end-to-end latency, alerts, their outbox, model and provider', () => {
     const used = new Set(prometheusTargets.flatMap((t) => metricNames(t.expr)));
     for (const name of [
+      'sentinel_outbox_pending',
+      'sentinel_outbox_dropped_total',
+      'sentinel_alerts_undeliverable_total',
       'sentinel_messages_received_total',
       'sentinel_readings_dropped_total',
       'sentinel_queue_depth',

@@ -52,7 +52,7 @@ export const prometheusRuleSchema = z.strictObject({
                 expr: z.string().min(1),
                 for: duration.optional(),
                 labels: z.strictObject({ severity: z.enum(['critical', 'warning', 'info']) }),
-                annotations: z.strictObject({ summary: z.string().min(1), description: z.string().min(1) }),
+                annotations: z.strictObject({ summary: z.string().min(1), description: z.string().min(1), runbook_url: z.url({ protocol: /^https$/ }) }),
               }),
             )
             .min(1),

@@ -1,7 +1,11 @@
-/** Shared by the deployment tests: external tools, rendered kustomize overlays, a live daemon's /metrics. */
+/** Shared by the deployment tests: external tools, rendered kustomize overlays, strict schema checks, a live daemon's /metrics. */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
+import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
@@ -56,10 +60,111 @@ export function kustomize(dir: string): K8sObject[] {
   return parseObjects(result.stdout);
 }
 
+/**
+ * Renders `dir` through a throwaway kustomization that adds `extra` (YAML lines such as
+ * `namePrefix: acme-`) on top, as an operator's own overlay would.
+ */
+export function kustomizeWith(dir: string, extra: string): K8sObject[] {
+  const overlay = mkdtempSync(join(tmpdir(), 'sentinel-overlay-'));
+  try {
+    // kustomize takes relative resource paths only.
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n  - ${relative(overlay, join(repoRoot, dir))}\n${extra}\n`);
+    return kustomize(overlay);
+  } finally {
+    rmSync(overlay, { recursive: true, force: true });
+  }
+}
+
 export function findObject<T = K8sObject>(objects: K8sObject[], kind: string, name?: string): T {
   const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
   if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
   return found[0] as T;
+}
+
+interface ModelTypes {
+  checker: ts.TypeChecker;
+  /** The interface of each loaded kind, by `apiVersion kind`. */
+  types: Map<string, ts.Type>;
+}
+interface Kind {
+  apiVersion: string;
+  kind: string;
+}
+let loaded: { kinds: Kind[]; model: ModelTypes } | null = null;
+
+const kindKey = (o: Kind): string => `${o.apiVersion} ${o.kind}`;
+
+/**
+ * kubernetes-models' interfaces as the TypeScript checker sees them. Its validate() checks types and
+ * required fields but, like the OpenAPI schema it comes from, lets unknown fields through; its type
+ * declarations know every field, so they are the list an unknown one is checked against.
+ */
+function loadModelTypes(kinds: Kind[]): ModelTypes {
+  const file = join(repoRoot, '__kubernetes_models__.ts');
+  const unique = [...new Map(kinds.map((k) => [kindKey(k), k])).values()];
+  const source = unique.map((k, i) => `export type T${i} = import('kubernetes-models/${k.apiVersion}/${k.kind}').I${k.kind};`).join('\n');
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, ...rest));
+  host.fileExists = (name) => name === file || fileExists(name);
+  const program = ts.createProgram([file], options, host);
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  if (problems.length > 0) throw new Error(`kubernetes-models has no type for a rendered kind:\n${problems.join('\n')}`);
+  const checker = program.getTypeChecker();
+  const module = checker.getSymbolAtLocation(program.getSourceFile(file) as ts.SourceFile) as ts.Symbol;
+  const byName = new Map(checker.getExportsOfModule(module).map((e) => [e.name, checker.getDeclaredTypeOfSymbol(e)]));
+  return { checker, types: new Map(unique.map((k, i) => [kindKey(k), byName.get(`T${i}`) as ts.Type])) };
+}
+
+/**
+ * Paths of fields that the Kubernetes API does not know (a misspelt `revisionHistoryLimt`), as
+ * `DaemonSet/sentinel-cpu: spec.revisionHistoryLimt`. The API server drops such fields with at most a
+ * warning, so a typo silently loses a setting; kubectl --validate=strict would refuse them.
+ */
+export function unknownFields(objects: K8sObject[]): string[] {
+  if (loaded === null || objects.some((o) => !loaded?.model.types.has(kindKey(o)))) {
+    const kinds = [...(loaded?.kinds ?? []), ...objects.map(({ apiVersion, kind }) => ({ apiVersion, kind }))];
+    loaded = { kinds, model: loadModelTypes(kinds) };
+  }
+  const { checker, types } = loaded.model;
+  const walk = (value: unknown, declared: ts.Type, path: string, found: string[]): void => {
+    if (value === null || typeof value !== 'object') return;
+    let type = checker.getNonNullableType(declared);
+    if (type.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) return;
+    if (type.isUnion()) {
+      // IntOrString and the like hold no object; a union of several object types is left to validate().
+      const objectTypes = type.types.filter((t) => (t.flags & ts.TypeFlags.Object) !== 0);
+      if (objectTypes.length !== 1) return;
+      type = objectTypes[0] as ts.Type;
+    }
+    if (Array.isArray(value)) {
+      const element = checker.getIndexTypeOfType(type, ts.IndexKind.Number);
+      if (element) value.forEach((item, i) => walk(item, element, `${path}[${i}]`, found));
+      return;
+    }
+    const index = checker.getIndexTypeOfType(type, ts.IndexKind.String);
+    for (const [field, child] of Object.entries(value)) {
+      const property = checker.getPropertyOfType(type, field);
+      const at = path === '' ? field : `${path}.${field}`;
+      if (property) walk(child, checker.getTypeOfSymbol(property), at, found);
+      else if (index) walk(child, index, at, found);
+      else found.push(at);
+    }
+  };
+  return objects.flatMap((o) => {
+    const found: string[] = [];
+    walk(o, types.get(kindKey(o)) as ts.Type, '', found);
+    return found.map((path) => `${o.kind}/${o.metadata.name}: ${path}`);
+  });
 }
 
 export interface LiveMetrics {
@@ -102,7 +207,7 @@ export async function scrapeLiveDaemon(): Promise<LiveMetrics> {
     const deadline = Date.now() + 10_000;
     for (;;) {
       text = await (await fetch(`${url}/metrics`)).text();
-      if (/^sentinel_windows_scored_total [1-9]/m.test(text) && /^sentinel_readings_rejected_total\{/m.test(text)) break;
+      if (/^sentinel_windows_scored_total(\{[^}]*\})? [1-9]/m.test(text) && /^sentinel_readings_rejected_total\{/m.test(text)) break;
       if (Date.now() > deadline) throw new Error(`no window scored within 10 s:\n${text}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
