@@ -197,7 +197,10 @@ export class Daemon {
 
     for (const route of this.routes) await stages.start(route.pipeline());
     await stages.start(this.ingestFor(subscriptions, link));
-    for (const route of this.routes) await stages.start(route.watcher);
+    for (const route of this.routes) {
+      await stages.start(route.watcher);
+      await stages.start(route.candidateWatcher);
+    }
     await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
   }
 
@@ -290,6 +293,10 @@ export class Daemon {
       clientId: this.config.broker.clientId,
       model: model ? { name: model.manifest.name, version: model.manifest.version } : null,
       provider: model?.provider ?? null,
+      models: this.routes.flatMap((route) => {
+        const serving = route.serving;
+        return serving ? [{ model: route.name, name: serving.manifest.name, version: serving.manifest.version, provider: serving.provider }] : [];
+      }),
       startedAt: this.startedAt,
       updatedAt: now,
     };
@@ -302,7 +309,7 @@ export class Daemon {
       { name: 'summary', cron: schedule.summary, run: () => this.logSummary() },
       { name: 'sweep', cron: schedule.sweep, run: () => this.sweep() },
       // The same check the folder watcher runs, for volumes whose changes fs.watch misses.
-      { name: 'model-poll', cron: schedule.modelPoll, run: () => Promise.all(this.routes.map((route) => route.watcher.check())) },
+      { name: 'model-poll', cron: schedule.modelPoll, run: () => Promise.all(this.routes.flatMap((route) => [route.watcher.check(), route.candidateWatcher.check()])) },
     ];
   }
 

@@ -26,8 +26,12 @@ export const statusSchema = z.object({
   version: z.string().describe('the Sentinel version (package.json) of the daemon that sent it'),
   nodeName: z.string(),
   clientId: z.string(),
-  model: z.object({ name: z.string(), version: z.string() }).nullable(),
+  model: z.object({ name: z.string(), version: z.string() }).nullable().describe('the first model (all of a single-model node\'s)'),
   provider: z.string().nullable(),
+  models: z
+    .array(z.object({ model: z.string(), name: z.string(), version: z.string(), provider: z.string() }))
+    .optional()
+    .describe('every model by its name in the config (`model`), with its manifest name, version and execution provider'),
   startedAt: z.string(),
   updatedAt: z.string(),
 });

@@ -29,9 +29,20 @@ export interface BatchResult {
   inferenceSeconds: number;
 }
 
+/** A shadow (candidate) model's scores for a batch the live model scored first. */
+export interface ShadowResult extends BatchResult {
+  /** The live model's output for the same windows. */
+  live: ScoreOutput;
+  liveScorer: Scorer;
+}
+
 export interface BatchHooks {
   /** Scores for every window of a batch, in the order the windows were added. */
   onScored(result: BatchResult): void;
+  /** The shadow model scored the same batch after the live one (only while a shadow is set). */
+  onShadowScored?(result: ShadowResult): void;
+  /** The shadow model's run failed: the live decisions stand, the shadow misses this batch. */
+  onShadowFailed?(batch: WindowBatch, error: Error): void;
   onFailed(batch: WindowBatch, error: Error): void;
   /** Room for more windows again (the pipeline resumes draining the queue). */
   onCapacity(): void;
@@ -54,6 +65,9 @@ export class MicroBatcher {
   private runningSize = 0;
   private timer: NodeJS.Timeout | null = null;
   private nextScorer: Scorer | null = null;
+  /** The shadow model scoring each batch after the live one, and the one taking its place between batches. */
+  private shadow: Scorer | null = null;
+  private nextShadow: { scorer: Scorer | null } | null = null;
   private idleWaiters: Array<() => void> = [];
   private readonly windowValues: number;
 
@@ -105,10 +119,29 @@ export class MicroBatcher {
     if (this.running === null) this.applySwap();
   }
 
+  /** The shadow model scoring batches now, if any. */
+  get currentShadow(): Scorer | null {
+    return this.shadow;
+  }
+
+  /**
+   * Sets (or clears, with null) the shadow model from the next batch on: it scores every batch after
+   * the live model, the same windows, and never changes what the live model decides.
+   */
+  setShadow(next: Scorer | null): void {
+    if (this.nextShadow?.scorer) void this.nextShadow.scorer.release();
+    this.nextShadow = { scorer: next };
+    if (this.running === null) this.applySwap();
+  }
+
   /** Releases the model sessions (after drain()). */
   async release(): Promise<void> {
     if (this.nextScorer !== null) await this.nextScorer.release();
     this.nextScorer = null;
+    if (this.nextShadow?.scorer) await this.nextShadow.scorer.release();
+    this.nextShadow = null;
+    if (this.shadow !== null) await this.shadow.release();
+    this.shadow = null;
     await this.scorer.release();
   }
 
@@ -151,13 +184,18 @@ export class MicroBatcher {
 
   private run(batch: WindowBatch): void {
     const scorer = this.scorer;
+    const shadow = this.shadow;
     const started = performance.now();
     this.runningSize = batch.size;
     // Every step of the chain handles its own errors: a rejection here would end the process.
     this.running = scorer
       .score(batch.input, batch.size)
       .then(
-        (output) => this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 }),
+        async (output) => {
+          this.hooks.onScored({ batch, output, scorer, inferenceSeconds: (performance.now() - started) / 1000 });
+          // The batch's buffers stay ours until finished(): the shadow reads the very same windows.
+          if (shadow !== null) await this.runShadow(batch, shadow, output, scorer);
+        },
         (err: unknown) => this.hooks.onFailed(batch, asError(err)),
       )
       .catch((err: unknown) => this.reportError(err))
@@ -168,6 +206,18 @@ export class MicroBatcher {
           this.reportError(err);
         }
       });
+  }
+
+  private async runShadow(batch: WindowBatch, shadow: Scorer, live: ScoreOutput, liveScorer: Scorer): Promise<void> {
+    const started = performance.now();
+    let output: ScoreOutput;
+    try {
+      output = await shadow.score(batch.input, batch.size);
+    } catch (err) {
+      this.hooks.onShadowFailed?.(batch, asError(err));
+      return;
+    }
+    this.hooks.onShadowScored?.({ batch, output, scorer: shadow, inferenceSeconds: (performance.now() - started) / 1000, live, liveScorer });
   }
 
   private reportError(err: unknown): void {
@@ -182,7 +232,7 @@ export class MicroBatcher {
     this.running = null;
     this.runningSize = 0;
     this.pool.push(batch);
-    if (this.nextScorer !== null) this.applySwap();
+    if (this.nextScorer !== null || this.nextShadow !== null) this.applySwap();
     if (this.waiting !== null) {
       const next = this.waiting;
       this.waiting = null;
@@ -199,10 +249,18 @@ export class MicroBatcher {
 
   private applySwap(): void {
     const next = this.nextScorer;
-    if (next === null) return;
-    const old = this.scorer;
-    this.scorer = next;
-    this.nextScorer = null;
-    void old.release();
+    if (next !== null) {
+      const old = this.scorer;
+      this.scorer = next;
+      this.nextScorer = null;
+      void old.release();
+    }
+    const shadow = this.nextShadow;
+    if (shadow !== null) {
+      const old = this.shadow;
+      this.shadow = shadow.scorer;
+      this.nextShadow = null;
+      if (old !== null && old !== shadow.scorer) void old.release();
+    }
   }
 }

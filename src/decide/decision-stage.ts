@@ -71,6 +71,11 @@ export class DecisionStage {
     if (closed !== null) this.hooks.onAlert(this.silentAlert(streamId, reason, closed, ts, model));
   }
 
+  /** Whether the stream's alert is open now. */
+  isRaised(streamId: string): boolean {
+    return this.decider.isRaised(streamId);
+  }
+
   /** Drops a stream's decision state (its window was given to another stream). */
   forget(streamId: string): void {
     this.decider.forget(streamId);

@@ -10,6 +10,17 @@ import type { ModelMetrics, ModelSwapResult } from '../observe/metrics.js';
 import type { Stage } from '../lifecycle/stage.js';
 import { loadModel, ModelError, swapIncompatibility, type LoadModelOptions, type Scorer } from './scorer.js';
 
+/** How a model of this config is loaded: providers, threads, warm-up runs up to the largest batch. */
+export function loadOptionsFor(config: Pick<Config, 'model' | 'batch'>, log: Logger): LoadModelOptions {
+  return {
+    executionProviders: config.model.executionProviders,
+    intraOpThreads: config.model.intraOpThreads,
+    warmupRuns: config.model.warmupRuns,
+    maxBatch: config.batch.maxSize,
+    onFallback: (provider, err) => log.warn({ provider, err: err.message }, `execution provider ${provider} unavailable, falling back to the next one`),
+  };
+}
+
 export interface ModelStageHooks {
   /** A new model passed every check: the pipeline scores with it from its next batch. */
   onSwap(next: Scorer): void;
@@ -100,14 +111,6 @@ export class ModelStage implements Stage {
   }
 
   private loadOptions(): LoadModelOptions {
-    const { config, log } = this;
-    return {
-      executionProviders: config.model.executionProviders,
-      intraOpThreads: config.model.intraOpThreads,
-      warmupRuns: config.model.warmupRuns,
-      maxBatch: config.batch.maxSize,
-      onFallback: (provider, err) =>
-        log.warn({ provider, err: err.message }, `execution provider ${provider} unavailable, falling back to the next one`),
-    };
+    return loadOptionsFor(this.config, this.log);
   }
 }

@@ -3,7 +3,7 @@
  * scheduled poll. A version is the manifest's content hash, so a half-copied file is never taken:
  * its hash does not match yet, and the next event or poll tries again.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { manifestPathFor } from './manifest.js';
 import { readManifest } from './scorer.js';
@@ -18,6 +18,8 @@ export interface ModelWatcherHooks {
    * still being copied: retried on the next event or poll).
    */
   reload(): Promise<'swapped' | 'refused' | 'incomplete'>;
+  /** The manifest is gone (a candidate model removed or promoted): only watchers that care set this. */
+  onMissing?(): void;
   /** reload() threw (a bug): counted by the caller; the old model keeps serving. */
   onError?(err: unknown): void;
 }
@@ -40,7 +42,9 @@ export class ModelWatcher implements Stage {
     private readonly debounceMs = 300,
   ) {}
 
+  /** Checks once now (a file that changed while the daemon was loading counts), then watches the folder. */
   async start(): Promise<void> {
+    void this.check();
     if (!this.watchFolder) return;
     const names = new Set([basename(this.modelPath), basename(manifestPathFor(this.modelPath))]);
     try {
@@ -75,6 +79,7 @@ export class ModelWatcher implements Stage {
         try {
           version = (await readManifest(this.modelPath)).version;
         } catch {
+          if (this.hooks.onMissing && !existsSync(manifestPathFor(this.modelPath))) this.hooks.onMissing();
           continue; // missing or half-written manifest: wait for the next event or poll
         }
         if (version === this.hooks.currentVersion() || this.refused.has(version)) continue;

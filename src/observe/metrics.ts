@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfo } from './build-info.js';
 import type { ProbeRejectReason } from './probe-server.js';
+import type { ComparisonOutcome } from '../decide/shadow.js';
 import { WindowHistogram, type WindowSeries } from './window-histogram.js';
 
 /**
@@ -203,6 +204,46 @@ export class SentinelMetrics {
     labelNames: ['model', 'result'] as const,
     registers: [this.registry],
   });
+  readonly shadowWindowsScored = new Counter({
+    name: 'sentinel_shadow_windows_scored_total',
+    help: 'Windows the shadow (candidate) model scored after the live one',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+    collect: this.collectTallies,
+  });
+  readonly shadowWindowsFailed = new Counter({
+    name: 'sentinel_shadow_windows_failed_total',
+    help: 'Windows the shadow model failed to score (the live decisions stand)',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly shadowAlerts = new Counter({
+    name: 'sentinel_shadow_alerts_total',
+    help: 'Decisions of the shadow model, by type: counted and logged, never published',
+    labelNames: ['model', 'type'] as const,
+    registers: [this.registry],
+    collect: this.collectTallies,
+  });
+  readonly shadowScores = new Counter({
+    name: 'sentinel_shadow_scores_total',
+    help: 'Windows by whether each model scored them above its raise threshold: agree, live_only, shadow_only',
+    labelNames: ['model', 'outcome'] as const,
+    registers: [this.registry],
+    collect: this.collectTallies,
+  });
+  readonly shadowDecisions = new Counter({
+    name: 'sentinel_shadow_decisions_total',
+    help: 'Windows by whether each model held an open alert on the stream after deciding them: agree, live_only, shadow_only',
+    labelNames: ['model', 'outcome'] as const,
+    registers: [this.registry],
+    collect: this.collectTallies,
+  });
+  readonly shadowModelInfo = new Gauge({
+    name: 'sentinel_shadow_model_info',
+    help: 'The shadow (candidate) model scoring beside the live one (value 1), by the live model\'s name in the config',
+    labelNames: ['model', 'name', 'version'] as const,
+    registers: [this.registry],
+  });
   readonly ready = new Gauge({ name: 'sentinel_ready', help: '1 when /readyz would answer 200', registers: [this.registry] });
   readonly buildInfo = new Gauge({
     name: 'sentinel_build_info',
@@ -266,6 +307,12 @@ export class ModelMetrics {
   private readonly evicted: Record<(typeof evictReasons)[number], CounterChild>;
   private readonly alertTypes: Record<'raised' | 'resolved', CounterChild>;
   private readonly swaps: Record<ModelSwapResult, CounterChild>;
+  readonly shadowWindowsScored: CounterChild;
+  readonly shadowWindowsFailed: CounterChild;
+  readonly shadowAlerts: Record<'raised' | 'resolved', CounterChild>;
+  readonly shadowScores: Record<ComparisonOutcome, CounterChild>;
+  readonly shadowDecisions: Record<ComparisonOutcome, CounterChild>;
+  private shadowInfo: { model: string; name: string; version: string } | null = null;
 
   constructor(
     private readonly metrics: SentinelMetrics,
@@ -294,8 +341,19 @@ export class ModelMetrics {
       refused: metrics.modelSwaps.labels({ model, result: 'refused' }),
       incomplete: metrics.modelSwaps.labels({ model, result: 'incomplete' }),
     };
+    this.shadowWindowsScored = metrics.shadowWindowsScored.labels(m);
+    this.shadowWindowsFailed = metrics.shadowWindowsFailed.labels(m);
+    this.shadowAlerts = { raised: metrics.shadowAlerts.labels({ model, type: 'raised' }), resolved: metrics.shadowAlerts.labels({ model, type: 'resolved' }) };
+    const byOutcome = (counter: Counter<'model' | 'outcome'>): Record<ComparisonOutcome, CounterChild> => ({
+      agree: counter.labels({ model, outcome: 'agree' }),
+      live_only: counter.labels({ model, outcome: 'live_only' }),
+      shadow_only: counter.labels({ model, outcome: 'shadow_only' }),
+    });
+    this.shadowScores = byOutcome(metrics.shadowScores);
+    this.shadowDecisions = byOutcome(metrics.shadowDecisions);
     for (const counter of [this.readingsQueued, this.backpressureWaits, this.streamsWentStale, this.clockSteps, this.windowsScored, this.windowsFailed, this.scoresSaturated]) counter.inc(0);
     for (const counter of [...Object.values(this.evicted), ...Object.values(this.alertTypes), ...Object.values(this.swaps)]) counter.inc(0);
+    for (const counter of [this.shadowWindowsScored, this.shadowWindowsFailed, ...Object.values(this.shadowAlerts), ...Object.values(this.shadowScores), ...Object.values(this.shadowDecisions)]) counter.inc(0);
   }
 
   streamsEvicted(reason: (typeof evictReasons)[number]): CounterChild {
@@ -323,4 +381,11 @@ export class ModelMetrics {
   }
 
   private info: { model: string; name: string; version: string; provider: string } | null = null;
+
+  /** The shadow model now scoring beside this one, or none. */
+  setShadow(shadow: { name: string; version: string } | null): void {
+    if (this.shadowInfo !== null) this.metrics.shadowModelInfo.remove(this.shadowInfo);
+    this.shadowInfo = shadow === null ? null : { model: this.model, name: shadow.name, version: shadow.version };
+    if (this.shadowInfo !== null) this.metrics.shadowModelInfo.set(this.shadowInfo, 1);
+  }
 }

@@ -5,9 +5,10 @@
  * alert lives here; the daemon only connects it to ingest in front and the alert stage behind.
  */
 import type { Alert } from '../alert/alert.js';
-import { MicroBatcher, type BatchResult, type WindowBatch } from '../batch/micro-batcher.js';
+import { MicroBatcher, type BatchResult, type ShadowResult, type WindowBatch } from '../batch/micro-batcher.js';
 import type { Config } from '../config/schema.js';
 import { DecisionStage } from '../decide/decision-stage.js';
+import { comparisonOutcomes, ShadowComparison, type ShadowTally } from '../decide/shadow.js';
 import type { ReadingSink } from '../ingest/mqtt-ingest.js';
 import type { Reading, RejectReason } from '../ingest/reading.js';
 import type { Scorer } from '../model/scorer.js';
@@ -38,6 +39,10 @@ export class Pipeline implements ReadingSink, Stage {
   private readonly batcher: MicroBatcher;
   private readonly decisions: DecisionStage;
   private pumping = false;
+  /** Compares the shadow model's decisions with the live ones while a shadow is set. */
+  private shadow: ShadowComparison | null = null;
+  private shadowModel: Scorer | null = null;
+  private readonly decisionOptions: { nodeName: string; topChannels: number };
   /** After stop: nothing more moves from the queue into windows. */
   private stopped = false;
   private queuedTally = 0;
@@ -83,11 +88,15 @@ export class Pipeline implements ReadingSink, Stage {
       futureRowToleranceMs: config.window.futureRowToleranceMs,
       normalization: manifest.normalization,
       // Only stale streams make room, and a stale stream's alert was closed when it went stale.
-      onEvicted: (streamId) => this.decisions.forget(streamId),
+      onEvicted: (streamId) => {
+        this.decisions.forget(streamId);
+        this.shadow?.forget(streamId);
+      },
     });
+    this.decisionOptions = { nodeName: config.nodeName, topChannels: config.alert.topChannels };
     this.decisions = new DecisionStage(
       manifest,
-      { nodeName: config.nodeName, topChannels: config.alert.topChannels },
+      this.decisionOptions,
       {
         onAlert: (alert) => {
           metrics.alerts(alert.type).inc();
@@ -100,10 +109,17 @@ export class Pipeline implements ReadingSink, Stage {
     this.batcher = new MicroBatcher(scorer, this.windows, config.batch, {
       onScored: (result) => this.onScored(result),
       onFailed: (batch, err) => this.onBatchFailed(batch, err),
+      onShadowScored: (result) => this.onShadowScored(result),
+      onShadowFailed: (batch, err) => {
+        metrics.shadowWindowsFailed.inc(batch.size);
+        this.warner.warn('shadow-failed', { err: err.message, windows: batch.size }, 'shadow model run failed; the live decisions stand');
+      },
       onCapacity: () => this.pump(),
       onError: (err) => hooks.onInternalError('decide', err),
     });
     metrics.addCollector(() => {
+      const shadow = this.shadow?.take();
+      if (shadow !== undefined) this.foldShadow(shadow);
       if (this.queuedTally > 0) metrics.readingsQueued.inc(this.queuedTally);
       this.queuedTally = 0;
       metrics.queueDepth.set(this.queue.size);
@@ -136,12 +152,33 @@ export class Pipeline implements ReadingSink, Stage {
     this.batcher.swapScorer(next);
   }
 
+  /**
+   * Scores every batch with `next` too, after the live model, from the next batch on (null: no more).
+   * Its decisions are compared with the live ones and counted, never published.
+   */
+  setShadow(next: Scorer | null): void {
+    this.batcher.setShadow(next);
+  }
+
+  /** The shadow model scoring beside the live one now, if any. */
+  get shadowScorer(): Scorer | null {
+    return this.batcher.currentShadow;
+  }
+
   /** Marks stale streams (data gaps, not anomalies) and evicts idle ones, closing their open alerts. */
   sweep(now: number): void {
     const { becameStale, evicted } = this.windows.sweep(now);
     const model = this.batcher.currentScorer.manifest;
-    for (const streamId of becameStale) this.decisions.closeSilent(streamId, 'stale', this.windows.lastTsOf(streamId) ?? Date.now(), model);
-    for (const streamId of evicted) this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
+    const shadow = this.batcher.currentShadow?.manifest ?? model;
+    for (const streamId of becameStale) {
+      const ts = this.windows.lastTsOf(streamId) ?? Date.now();
+      this.decisions.closeSilent(streamId, 'stale', ts, model);
+      this.shadow?.closeSilent(streamId, 'stale', ts, shadow);
+    }
+    for (const streamId of evicted) {
+      this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
+      this.shadow?.closeSilent(streamId, 'evicted', Date.now(), shadow);
+    }
     const { metrics } = this;
     if (becameStale.length > 0) {
       metrics.streamsWentStale.inc(becameStale.length);
@@ -213,6 +250,33 @@ export class Pipeline implements ReadingSink, Stage {
     for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
     this.decisions.decideBatch(batch, output, scorer.manifest);
     metrics.alertsActive.set(this.decisions.activeAlerts);
+  }
+
+  private onShadowScored(result: ShadowResult): void {
+    // A new shadow model starts with no open alerts of its own (its state is its own, not the last one's).
+    if (this.shadow === null || this.shadowModel !== result.scorer) {
+      const before = this.shadow?.take();
+      if (before !== undefined) this.foldShadow(before);
+      this.shadowModel = result.scorer;
+      this.shadow = new ShadowComparison(result.scorer.manifest, this.decisionOptions, (streamId) => this.decisions.isRaised(streamId), {
+        onShadowAlert: (alert) =>
+          this.log.info({ eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, shadow: alert.model }, `shadow alert ${alert.type} (not published)`),
+        onError: (err) => this.hooks.onInternalError('decide', err),
+      });
+    }
+    this.shadow.compare(result);
+  }
+
+  private foldShadow(tally: ShadowTally): void {
+    const { metrics } = this;
+    if (tally.windows > 0) {
+      metrics.shadowWindowsScored.inc(tally.windows);
+      for (const o of comparisonOutcomes) {
+        metrics.shadowScores[o].inc(tally.scores[o]);
+        metrics.shadowDecisions[o].inc(tally.decisions[o]);
+      }
+    }
+    for (const type of ['raised', 'resolved'] as const) if (tally.alerts[type] > 0) metrics.shadowAlerts[type].inc(tally.alerts[type]);
   }
 
   private onBatchFailed(batch: WindowBatch, err: Error): void {

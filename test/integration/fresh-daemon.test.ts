@@ -86,6 +86,11 @@ describe('a freshly started daemon, before any telemetry', () => {
       sentinel_windows_scored_total: perModel(),
       sentinel_windows_failed_total: perModel(),
       sentinel_scores_saturated_total: perModel(),
+      sentinel_shadow_windows_scored_total: perModel(),
+      sentinel_shadow_windows_failed_total: perModel(),
+      sentinel_shadow_alerts_total: perModel('type', ['raised', 'resolved']),
+      sentinel_shadow_scores_total: perModel('outcome', ['agree', 'live_only', 'shadow_only']),
+      sentinel_shadow_decisions_total: perModel('outcome', ['agree', 'live_only', 'shadow_only']),
     };
   };
 
@@ -118,7 +123,7 @@ describe('a freshly started daemon, before any telemetry', () => {
 
 describe('the stage lifecycle', () => {
   it('runs its stages from the outputs back, so they stop from intake forward', () => {
-    expect(daemon.stageNames).toEqual(['probes', 'model:default', 'broker', 'alerts', 'pipeline:default', 'ingest', 'model-watcher:default', 'scheduler']);
+    expect(daemon.stageNames).toEqual(['probes', 'model:default', 'broker', 'alerts', 'pipeline:default', 'ingest', 'model-watcher:default', 'candidate-watcher:default', 'scheduler']);
   });
 
   it('/startupz is 200 with the model loaded while the broker is unreachable; /readyz says why it is not ready', async () => {
