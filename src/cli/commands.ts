@@ -65,6 +65,9 @@ export const evaluateSpec = {
 const skabOptions = {
   json: { type: 'boolean', default: false },
   label: { type: 'string', default: 'anomaly' },
+  loo: { type: 'boolean', default: false },
+  normal: { type: 'string' },
+  'choose-by-normal': { type: 'boolean', default: false },
 } as const;
 export const evalSkabSpec = {
   name: 'eval-skab',
@@ -73,6 +76,9 @@ export const evalSkabSpec = {
   options: skabOptions,
   help: [
     ['--label COLUMN', 'the 0/1 label column (default anomaly)'],
+    ['--loo', 'leave one file out: choose every hyperparameter on the other files, score the one left out'],
+    ['--normal CSV', 'with --loo: a long normal recording, for false alarms over long running'],
+    ['--choose-by-normal', "with --loo and --normal: the normal recording's false alarms count in each choice"],
     ['--json', 'print per-file counts and totals as JSON'],
   ],
   positionals: 1,

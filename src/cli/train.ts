@@ -21,6 +21,8 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
   });
 }
 
+const quantileName = (q: number): string => (q === 1 ? 'max' : `p${+(q * 100).toFixed(2)}`);
+
 async function train(input: string, out: string, window: number | undefined, channelList: string | undefined, cooldown: number | undefined, io: CommandIO): Promise<number> {
   const channels = channelList?.split(',').map((c) => c.trim()).filter((c) => c !== '');
 
@@ -53,7 +55,7 @@ async function train(input: string, out: string, window: number | undefined, cha
         `trained ${m.family} in ${seconds.toFixed(2)} s on ${m.training.rows} rows (${cal.fitRows} fit, ${cal.heldOutRows} held out)`,
         `  channels   ${m.channels.join(', ')}`,
         `  window     ${m.window} rows; ${cal.components} principal components explain ${(Number(cal.explainedVariance) * 100).toFixed(1)}%`,
-        `  policy     raise at score >= ${m.policy.raiseThreshold.toPrecision(4)} (${cal.thresholdMultiplier} × held-out p99 ${Number(cal.heldOutScoreP99).toPrecision(4)}), resolve after ${m.policy.resolveAfter} quiet windows`,
+        `  policy     raise at score >= ${m.policy.raiseThreshold.toPrecision(4)} (${cal.thresholdMultiplier} × held-out ${quantileName(Number(cal.thresholdQuantile))}), clear below ${m.policy.clearThreshold.toPrecision(4)} for ${m.policy.resolveAfter} windows`,
         `  held out   ${(Number(cal.heldOutFalseAlarmRate) * 100).toFixed(2)}% of windows at/above the raise threshold`,
         `  wrote      ${modelPath} (${m.version})`,
         `             ${manifestPath}`,

@@ -130,3 +130,37 @@ describe('trainModel refuses unusable data', () => {
     expect(m.channels).toEqual(['flow', 'current']);
   });
 });
+
+describe('trainModel hyperparameters', () => {
+  const table = normalTable(1200, 21);
+
+  it('robust scaling centres on the median of the window means and keeps the graph contract', () => {
+    const moment = trainModel(table, { window: 10 });
+    const robust = trainModel(table, { window: 10, detector: { scaling: 'robust' } });
+    expect(robust.manifest.calibration.scaling).toBe('robust');
+    expect(Array.from(robust.model.center)).not.toEqual(Array.from(moment.model.center));
+    const { data, batch } = simulatedWindows(10, 200);
+    const { scores, contributions } = robust.scoreWindows(data, batch);
+    for (let b = 0; b < batch; b++) {
+      let sum = 0;
+      for (let j = 0; j < 5; j++) sum += contributions[b * 5 + j]!;
+      expect(sum).toBeCloseTo(scores[b]!, 9);
+    }
+  });
+
+  it('a drift allowance weighs a channel that trends while training less', () => {
+    // Temperature follows the slow demand cycle, so it trends over the first rows of a recording.
+    const plain = trainModel(normalTable(600, 5), { window: 10 });
+    const allowed = trainModel(normalTable(600, 5), { window: 10, detector: { driftHorizon: 600 } });
+    const t = 3;
+    expect(allowed.model.scale[t]!).toBeLessThan(plain.model.scale[t]!);
+    expect(allowed.manifest.calibration.driftHorizon).toBe(600);
+  });
+
+  it('sets the policy from the held-out quantile, the multiplier, the clear ratio and the resolve count', () => {
+    const m = trainModel(table, { window: 10, detector: { thresholdQuantile: 1, thresholdMultiplier: 3, clearRatio: 0.5, resolveAfter: 7 } }).manifest;
+    expect(m.policy.raiseThreshold).toBeCloseTo(3 * Number(m.calibration.heldOutScoreMax), 9);
+    expect(m.policy.clearThreshold).toBeCloseTo(0.5 * m.policy.raiseThreshold, 9);
+    expect(m.policy.resolveAfter).toBe(7);
+  });
+});

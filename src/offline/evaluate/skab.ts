@@ -12,16 +12,23 @@ import { countConfusion, replayTable, replayScorerOptions, report, type Confusio
 export const SKAB_TRAIN_ROWS = 400;
 
 export function headOf(table: Table, rows: number): Table {
+  return sliceOf(table, 0, rows);
+}
+
+/** Rows [from, from + rows) of a table, sharing its memory. */
+export function sliceOf(table: Table, from: number, rows: number): Table {
+  const cut = <T extends Float64Array | Uint8Array>(v: T) => v.subarray(from, from + rows) as T;
   return {
     ...table,
     rows,
-    timestamps: table.timestamps ? table.timestamps.subarray(0, rows) : null,
-    columns: table.columns.map((c) => c.subarray(0, rows)),
-    labels: Object.fromEntries(Object.entries(table.labels).map(([k, v]) => [k, v.subarray(0, rows)])),
+    timestamps: table.timestamps ? cut(table.timestamps) : null,
+    columns: table.columns.map(cut),
+    labels: Object.fromEntries(Object.entries(table.labels).map(([k, v]) => [k, cut(v)])),
   };
 }
 
-function csvFiles(folder: string): string[] {
+/** Every CSV file under `folder`, in natural order (2.csv before 10.csv). */
+export function csvFiles(folder: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(folder).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))) {
     const path = join(folder, name);

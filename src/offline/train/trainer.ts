@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
 import { channelColumn, type Table } from '../data/table.js';
 import { manifestSchema, type Manifest } from '../../model/manifest.js';
 import { calibrate } from './calibrate.js';
+import { DEFAULT_DETECTOR, type DetectorOptions } from './detector.js';
 import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, exportOnnx } from './onnx-export.js';
 import { FitError, fitWindowPca, scoreRows, scoreWindows, type WindowPcaModel } from './window-pca.js';
 
 export const MODEL_FAMILY = 'window-pca-t2q';
-export const DEFAULT_WINDOW = 20;
+export const DEFAULT_WINDOW = DEFAULT_DETECTOR.window;
 /** Share of the rows the model is fitted on; the later rest is held out to calibrate thresholds. */
 export const FIT_SHARE = 0.75;
 const MIN_HELD_OUT_WINDOWS = 10;
@@ -25,6 +26,19 @@ export interface TrainOptions {
   createdAt?: string;
   /** After a resolve, no new alert on the stream for this long (record time; default 0). */
   cooldownMs?: number;
+  /** Hyperparameters other than `window` (default DEFAULT_DETECTOR). */
+  detector?: Partial<Omit<DetectorOptions, 'window'>>;
+}
+
+/** A fitted model before calibration: what leave-one-file-out scores many policies against. */
+export interface FittedDetector {
+  model: WindowPcaModel;
+  channels: string[];
+  columns: Float64Array[];
+  detector: DetectorOptions;
+  fitRows: number;
+  /** Scores of the held-out windows (ending at rows fitRows .. rows-1). */
+  heldOut: Float64Array;
 }
 
 export interface TrainedModel {
@@ -40,40 +54,13 @@ export { FitError };
 /** Synchronous: a 400 × 8 table trains in a few milliseconds. Throws FitError on unusable data. */
 export function trainModel(table: Table, options: TrainOptions = {}): TrainedModel {
   const progress = options.onProgress ?? (() => {});
-  const window = options.window ?? DEFAULT_WINDOW;
-  if (!Number.isInteger(window) || window < 1 || window > 4096) {
-    throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${DEFAULT_WINDOW}`);
-  }
-  const channels = options.channels ?? table.channels;
-  if (channels.length === 0) throw new FitError('no channels to train on; name at least one with --channels');
-  if (new Set(channels).size !== channels.length) {
-    throw new FitError(`--channels names a channel twice (${channels.join(',')}); list each once`);
-  }
-  const columns = channels.map((name) => {
-    try {
-      return channelColumn(table, name);
-    } catch (err) {
-      throw new FitError((err as Error).message);
-    }
-  });
-
-  const needed = minimumRows(window, channels.length);
-  if (table.rows < needed) {
-    throw new FitError(
-      `${table.source} has ${table.rows} rows; window ${window} with ${channels.length} channels needs at least ${needed} ` +
-        `(${Math.round(FIT_SHARE * 100)}% to fit, the rest held out to calibrate); record more normal data or pass a smaller --window`,
-    );
-  }
-  const fitRows = Math.floor(table.rows * FIT_SHARE);
-
-  progress(0.1, `fitting on rows 0..${fitRows - 1}`);
-  const model = fitWindowPca(columns, channels, fitRows, window);
-  progress(0.5, `scoring ${table.rows - fitRows} held-out windows`);
-  const heldOut = scoreRows(model, columns, fitRows, table.rows);
+  const fitted = fitDetector(table, options, progress);
+  const { model, channels, detector, fitRows } = fitted;
   progress(0.8, 'calibrating thresholds');
-  const calibrated = calibrate(heldOut);
+  const calibrated = calibrate(fitted.heldOut, detector);
   const figures = calibrated.figures;
   const policy = { ...calibrated.policy, cooldownMs: options.cooldownMs ?? calibrated.policy.cooldownMs };
+  const window = model.window;
 
   progress(0.9, 'exporting ONNX');
   const name = options.name ?? 'model';
@@ -106,11 +93,49 @@ export function trainModel(table: Table, options: TrainOptions = {}): TrainedMod
       heldOutRows: table.rows - fitRows,
       components: model.components,
       explainedVariance: model.explained,
+      scaling: detector.scaling,
+      driftHorizon: detector.driftHorizon,
       ...figures,
     },
   });
   progress(1, 'done');
   return { onnx, manifest, model, scoreWindows: (windows, batch) => scoreWindows(model, windows, batch) };
+}
+
+/** Fits the graph on the first FIT_SHARE of the rows and scores the held-out rest. */
+export function fitDetector(table: Table, options: TrainOptions = {}, progress: (fraction: number, note: string) => void = () => {}): FittedDetector {
+  const window = options.window ?? DEFAULT_WINDOW;
+  if (!Number.isInteger(window) || window < 1 || window > 4096) {
+    throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${DEFAULT_WINDOW}`);
+  }
+  const detector: DetectorOptions = { ...DEFAULT_DETECTOR, ...options.detector, window };
+  const channels = options.channels ?? table.channels;
+  if (channels.length === 0) throw new FitError('no channels to train on; name at least one with --channels');
+  if (new Set(channels).size !== channels.length) {
+    throw new FitError(`--channels names a channel twice (${channels.join(',')}); list each once`);
+  }
+  const columns = channels.map((name) => {
+    try {
+      return channelColumn(table, name);
+    } catch (err) {
+      throw new FitError((err as Error).message);
+    }
+  });
+
+  const needed = minimumRows(window, channels.length);
+  if (table.rows < needed) {
+    throw new FitError(
+      `${table.source} has ${table.rows} rows; window ${window} with ${channels.length} channels needs at least ${needed} ` +
+        `(${Math.round(FIT_SHARE * 100)}% to fit, the rest held out to calibrate); record more normal data or pass a smaller --window`,
+    );
+  }
+  const fitRows = Math.floor(table.rows * FIT_SHARE);
+
+  progress(0.1, `fitting on rows 0..${fitRows - 1}`);
+  const model = fitWindowPca(columns, channels, fitRows, window, detector);
+  progress(0.5, `scoring ${table.rows - fitRows} held-out windows`);
+  const heldOut = scoreRows(model, columns, fitRows, table.rows);
+  return { model, channels, columns, detector, fitRows, heldOut };
 }
 
 /** Fewest rows that leave enough fit windows for a covariance and enough held-out windows to calibrate. */

@@ -7,6 +7,7 @@
  * whole score is one quadratic form x'Mx of the scaled window mean x, which exports as a tiny graph.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import type { FitOptions } from './detector.js';
 
 export interface WindowPcaModel {
   window: number;
@@ -33,7 +34,13 @@ export class FitError extends Error {
  * Fits on rows [0, fitRows) of `columns`: windows ending at rows window-1 .. fitRows-1.
  * `channels` names the columns in errors.
  */
-export function fitWindowPca(columns: Float64Array[], channels: string[], fitRows: number, window: number): WindowPcaModel {
+export function fitWindowPca(
+  columns: Float64Array[],
+  channels: string[],
+  fitRows: number,
+  window: number,
+  options: Pick<FitOptions, 'scaling' | 'driftHorizon'> = { scaling: 'moment', driftHorizon: 0 },
+): WindowPcaModel {
   const c = columns.length;
   const n = fitRows - window + 1;
   const means = windowMeans(columns, fitRows, window);
@@ -55,16 +62,24 @@ export function fitWindowPca(columns: Float64Array[], channels: string[], fitRow
       cov.set(b, a, s / (n - 1));
     }
   }
-  const sd = new Float64Array(c);
   for (let j = 0; j < c; j++) {
-    sd[j] = Math.sqrt(cov.get(j, j));
     // Relative test: a channel whose window means do not move carries no information to score.
-    if (!(sd[j]! > 1e-12 * Math.max(1, Math.abs(mu[j]!)))) {
+    if (!(Math.sqrt(cov.get(j, j)) > 1e-12 * Math.max(1, Math.abs(mu[j]!)))) {
       throw new FitError(
         `channel "${channels[j]}" is constant (${mu[j]}) in the training rows; drop it with --channels or record data where it varies`,
       );
     }
   }
+  if (options.scaling === 'robust') robustMoments(means, mu, cov);
+  if (options.driftHorizon > 0) {
+    // The drift a channel's training trend makes over the horizon counts as variance it may show.
+    for (let j = 0; j < c; j++) {
+      const drift = trendPerRow(means[j] as Float64Array) * options.driftHorizon;
+      cov.set(j, j, cov.get(j, j) + drift * drift);
+    }
+  }
+  const sd = new Float64Array(c);
+  for (let j = 0; j < c; j++) sd[j] = Math.sqrt(cov.get(j, j));
   const corr = new Matrix(c, c);
   for (let a = 0; a < c; a++) for (let b = 0; b < c; b++) corr.set(a, b, cov.get(a, b) / (sd[a]! * sd[b]!));
 
@@ -96,6 +111,49 @@ export function fitWindowPca(columns: Float64Array[], channels: string[], fitRow
     components: k,
     explained: total > 0 ? explained / total : 1,
   };
+}
+
+/**
+ * Replaces the centre by the median and each spread by 1.4826 × MAD of the window means, keeping the
+ * correlations; a channel whose MAD is 0 (coarsely quantised readings) keeps its standard deviation.
+ */
+function robustMoments(means: Float64Array[], mu: Float64Array, cov: Matrix): void {
+  const c = means.length;
+  const sd = new Float64Array(c);
+  for (let j = 0; j < c; j++) {
+    const sorted = Float64Array.from(means[j] as Float64Array).sort();
+    const median = medianOfSorted(sorted);
+    const deviations = sorted.map((v) => Math.abs(v - median)).sort();
+    const robust = 1.4826 * medianOfSorted(deviations);
+    const moment = Math.sqrt(cov.get(j, j));
+    mu[j] = median;
+    sd[j] = robust > 1e-12 * Math.max(1, Math.abs(median)) ? robust : moment;
+  }
+  const moments = cov.diag();
+  for (let a = 0; a < c; a++) {
+    for (let b = 0; b < c; b++) cov.set(a, b, (cov.get(a, b) / Math.sqrt(moments[a]! * moments[b]!)) * sd[a]! * sd[b]!);
+  }
+}
+
+function medianOfSorted(sorted: Float64Array): number {
+  const n = sorted.length;
+  return n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+}
+
+/** Least-squares slope of a series against its index. */
+function trendPerRow(series: Float64Array): number {
+  const n = series.length;
+  const tMean = (n - 1) / 2;
+  let yMean = 0;
+  for (let i = 0; i < n; i++) yMean += series[i]!;
+  yMean /= n;
+  let sty = 0;
+  let stt = 0;
+  for (let i = 0; i < n; i++) {
+    sty += (i - tMean) * (series[i]! - yMean);
+    stt += (i - tMean) * (i - tMean);
+  }
+  return stt > 0 ? sty / stt : 0;
 }
 
 /** Per channel, the mean over each window ending at rows window-1 .. rows-1 (index 0 = first window). */
