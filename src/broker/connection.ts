@@ -1,5 +1,6 @@
 /** The MQTT connection shared by ingest (subscribe) and alerts (publish): persistent session, backoff, TLS. */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { format, inspect } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { urlUserinfo } from '../config/load.js';
@@ -21,6 +22,8 @@ export interface ConnectionOptions {
    * package, whose checks cost about as much as a payload parse even when nothing is printed.
    */
   log?: (...args: unknown[]) => void;
+  /** Where re-reading the credential files reports a change, and files it cannot use (once per change of state). */
+  logger: Pick<Logger, 'info' | 'warn'>;
 }
 
 /** The largest packet MQTT can describe (a four-byte remaining length, plus the fixed header). */
@@ -40,6 +43,19 @@ function readSecretFile(path: string, what: string): string {
   } catch (err) {
     throw new Error(`broker.${what}: cannot read ${path}: ${(err as Error).message}`);
   }
+}
+
+type CredentialKey = 'password' | 'ca' | 'cert' | 'key';
+
+/** The files broker credentials come from, each with its config field and the mqtt.js option it fills. */
+function credentialFiles(broker: Config['broker']): Array<{ field: string; path: string; key: CredentialKey }> {
+  const files: Array<{ field: string; path: string; key: CredentialKey }> = [];
+  if (broker.passwordFile !== undefined) files.push({ field: 'passwordFile', path: broker.passwordFile, key: 'password' });
+  const tls = broker.tls;
+  if (tls?.caFile) files.push({ field: 'tls.caFile', path: tls.caFile, key: 'ca' });
+  if (tls?.certFile) files.push({ field: 'tls.certFile', path: tls.certFile, key: 'cert' });
+  if (tls?.keyFile) files.push({ field: 'tls.keyFile', path: tls.keyFile, key: 'key' });
+  return files;
 }
 
 export function clientOptions(broker: Config['broker'], options: ConnectionOptions): IClientOptions {
@@ -69,29 +85,90 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
   };
   if (broker.username !== undefined) out.username = broker.username;
   if (broker.password !== undefined) out.password = broker.password;
-  if (broker.passwordFile !== undefined) out.password = readSecretFile(broker.passwordFile, 'passwordFile');
-  if (broker.tls) {
-    const { caFile, certFile, keyFile, rejectUnauthorized } = broker.tls;
-    if (caFile) out.ca = readSecretFile(caFile, 'tls.caFile');
-    if (certFile) out.cert = readSecretFile(certFile, 'tls.certFile');
-    if (keyFile) out.key = readSecretFile(keyFile, 'tls.keyFile');
-    out.rejectUnauthorized = rejectUnauthorized;
-  }
+  for (const { field, path, key } of credentialFiles(broker)) out[key] = readSecretFile(path, field);
+  if (broker.tls) out.rejectUnauthorized = broker.tls.rejectUnauthorized;
   return out;
+}
+
+/** Passwords and keys read again after start-up (rotated files): every scrubber made in this process hides them too. */
+const rereadSecrets = new Set<string>();
+
+export interface CredentialReread {
+  /** Fields whose file now holds something other than what the last attempt used, e.g. `tls.certFile`. */
+  changed: string[];
+  /** Why a file was not used, as `broker.<field>: …` (path and reason, never the content); its last good value stays. */
+  problems: string[];
+}
+
+/**
+ * Reads passwordFile and the TLS files again into `options`, which mqtt.js reads afresh on every
+ * attempt (the TLS stream is built from the very same object, and CONNECT takes the password from it).
+ * A file that cannot be read or is empty (a rewrite caught half-way), or TLS files that do not load
+ * together (a key read before its new certificate), keep the last good values: an attempt with those
+ * fails like any refused attempt, while a throw here would end the process from mqtt.js's timer.
+ */
+export function rereadCredentials(broker: Config['broker'], options: IClientOptions): CredentialReread {
+  const changed: string[] = [];
+  const problems: string[] = [];
+  const next: Partial<Record<CredentialKey, string>> = {};
+  for (const { field, path, key } of credentialFiles(broker)) {
+    let text: string;
+    try {
+      text = readSecretFile(path, field);
+    } catch (err) {
+      problems.push((err as Error).message);
+      continue;
+    }
+    if (text === '') problems.push(`broker.${field}: ${path} is empty`);
+    else if (text !== options[key]) {
+      next[key] = text;
+      changed.push(field);
+    }
+  }
+  if (next.ca !== undefined || next.cert !== undefined || next.key !== undefined) {
+    try {
+      createSecureContext({ ca: next.ca ?? options.ca, cert: next.cert ?? options.cert, key: next.key ?? options.key });
+    } catch (err) {
+      problems.push(`broker.tls: the changed files do not load together (${(err as Error).message}); keeping the previous ones`);
+      delete next.ca;
+      delete next.cert;
+      delete next.key;
+      for (let i = changed.length - 1; i >= 0; i--) if (changed[i]?.startsWith('tls.')) changed.splice(i, 1);
+    }
+  }
+  Object.assign(options, next);
+  if (next.password !== undefined) rereadSecrets.add(next.password);
+  if (next.key !== undefined) rereadSecrets.add(next.key);
+  return { changed, problems };
 }
 
 /**
  * Connects with exponential backoff between reconnects (mqtt.js retries at a fixed period, so the
- * period is doubled on every failed attempt and reset on success).
+ * period is doubled on every failed attempt and reset on success), re-reading the credential files
+ * before every attempt so that a rotated Secret or a renewed certificate is picked up.
  */
 export function connectBroker(broker: Config['broker'], options: ConnectionOptions): MqttClient {
   const client = mqtt.connect(options.url, clientOptions(broker, options));
+  const { logger } = options;
+  let reported = '';
   client.on('connect', () => {
     client.options.reconnectPeriod = broker.reconnectMinMs;
   });
+  // Re-read at each attempt rather than watch the files: the values matter only when a connection is
+  // opened (TLS and MQTT authenticate once per connection), and reading by path follows the `..data`
+  // symlink that Kubernetes swaps when it updates a Secret volume, which an fs.watch on the file misses.
+  // 'reconnect' is emitted synchronously just before mqtt.js opens the socket, so no timer is left to stop.
   client.on('reconnect', () => {
     const next = Math.min(broker.reconnectMaxMs, (client.options.reconnectPeriod ?? broker.reconnectMinMs) * 2);
     client.options.reconnectPeriod = next;
+    const { changed, problems } = rereadCredentials(broker, client.options);
+    const now = problems.join('; ');
+    if (now !== reported) {
+      if (now === '') logger.info('broker credential files usable again');
+      else logger.warn({ problems }, 'broker credential files unusable: keeping the last good values');
+      reported = now;
+    }
+    if (changed.length > 0) logger.info({ changed }, 'broker credentials changed: the next connection uses the new files');
   });
   return client;
 }
@@ -141,13 +218,23 @@ const PASSWORD_FIELD = String.raw`(\bpassword['"]?\s*[:=]\s*)(?:'(?:[^'\\]|\\.)*
  */
 export function secretScrubber(broker: Config['broker'], url: string | null): (text: string) => string {
   const secrets = [broker.password, readSecretIfAny(broker.passwordFile), ...urlPasswords(url), ...urlPasswords(broker.url), readSecretIfAny(broker.tls?.keyFile)];
-  const forms = new Set<string>();
-  for (const secret of secrets) if (secret !== undefined && secret !== '') for (const form of secretForms(secret)) forms.add(form);
-  // Longest first, so a secret holding another is replaced whole.
-  const literals = [...forms].sort((a, b) => b.length - a.length).map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  const pattern = new RegExp([PASSWORD_FIELD, ...literals].join('|'), 'g');
+  const build = (): RegExp => {
+    const forms = new Set<string>();
+    for (const secret of [...secrets, ...rereadSecrets]) if (secret !== undefined && secret !== '') for (const form of secretForms(secret)) forms.add(form);
+    // Longest first, so a secret holding another is replaced whole.
+    const literals = [...forms].sort((a, b) => b.length - a.length).map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    return new RegExp([PASSWORD_FIELD, ...literals].join('|'), 'g');
+  };
+  let pattern = build();
+  let known = rereadSecrets.size;
   const replace = (_match: string, field: string | undefined): string => (field === undefined ? '[redacted]' : `${field}[redacted]`);
-  return (text) => text.replace(pattern, replace);
+  return (text) => {
+    if (rereadSecrets.size !== known) {
+      pattern = build();
+      known = rereadSecrets.size;
+    }
+    return text.replace(pattern, replace);
+  };
 }
 
 /**

@@ -84,6 +84,7 @@ export class BrokerLink implements Stage {
         maximumPacketSize: maximumPacketSizeFor(config.ingest.maxPayloadBytes, config.ingest.maxTopicBytes),
         will: { topic: this.statusTopic, payload: JSON.stringify(this.status('offline')) },
         log: brokerLog(log, config.broker, url),
+        logger: log,
       },
     );
     this.mqttClient = client;

@@ -1,6 +1,9 @@
-/** Test PKI made with openssl: a CA, a broker certificate for 127.0.0.1/localhost, a client, and a rogue client from another CA. */
+/**
+ * Test PKI made with openssl: a CA, a broker certificate for 127.0.0.1/localhost, a client, and a rogue
+ * client from another CA; and a Secret volume laid out as the kubelet writes one, to rotate them in.
+ */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -53,4 +56,43 @@ export function makePki(): TestPki {
     rogueCert: f('rogue.crt'),
     rogueKey: f('rogue.key'),
   };
+}
+
+export interface SecretVolume {
+  dir: string;
+  /** The path a pod reads a key at: `<dir>/<name>`, a symlink to `..data/<name>`. */
+  path(name: string): string;
+  /** Replaces every key at once, as the kubelet does: a new hidden dir, then `..data` swapped to it by rename. */
+  update(files: Record<string, string>): void;
+  /** Removes `..data`, so every key dangles (what a reader sees if the volume is broken mid-update). */
+  break(): void;
+}
+
+/**
+ * A directory laid out like a mounted Secret: each key is a symlink through `..data` into a hidden,
+ * timestamped dir. An update writes a new dir and renames a new `..data` over the old one, so the key's
+ * own symlink never changes: an fs.watch on it sees nothing, a read by path gets the new content.
+ */
+export function secretVolume(files: Record<string, string>): SecretVolume {
+  const dir = mkdtempSync(join(tmpdir(), 'sentinel-secret-'));
+  let generation = 0;
+  let current: string | null = null;
+  const update = (next: Record<string, string>): void => {
+    const name = `..${Date.now()}_${generation++}`;
+    mkdirSync(join(dir, name));
+    for (const [key, text] of Object.entries(next)) writeFileSync(join(dir, name, key), text, { mode: 0o600 });
+    symlinkSync(name, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    for (const key of Object.keys(next)) {
+      try {
+        symlinkSync(join('..data', key), join(dir, key));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (current !== null) rmSync(join(dir, current), { recursive: true, force: true });
+    current = name;
+  };
+  update(files);
+  return { dir, path: (name) => join(dir, name), update, break: () => rmSync(join(dir, '..data'), { force: true }) };
 }

@@ -53,6 +53,11 @@ export interface MosquittoProcess {
   log(): string;
   /** Stop (SIGKILL if it hangs) and delete `dir`. */
   dispose(): Promise<void>;
+  /**
+   * Copies new credential files over the broker's own copies (a rotation): they take effect at the next
+   * restart(). Only what the broker was started with can be replaced (the config stays the same).
+   */
+  replaceCredentials(files: Pick<MosquittoOptions, 'passwordFile' | 'tls'>): void;
 }
 
 /** Mosquitto started as root drops to the `mosquitto` user: everything it opens after that must be that user's. */
@@ -207,6 +212,16 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     dispose: async () => {
       await signal('SIGTERM', 5_000);
       rmSync(dir, { recursive: true, force: true });
+    },
+    replaceCredentials: (files) => {
+      if ((files.passwordFile && !opts.passwordFile) || (files.tls && !opts.tls)) throw new Error('replaceCredentials: the broker was started without these');
+      if (files.passwordFile) copy(files.passwordFile, 'passwd');
+      if (files.tls) {
+        copy(files.tls.caFile, 'ca.crt');
+        copy(files.tls.certFile, 'server.crt');
+        copy(files.tls.keyFile, 'server.key');
+      }
+      chownTree(dir, owner);
     },
   };
   return mosquitto;
