@@ -1,34 +1,19 @@
 /** `sentinel run` and `sentinel check-config`: start the daemon, or only validate what it would start with. */
-import { existsSync } from 'node:fs';
-import { ConfigError, loadConfig, redactConfig, redactUrl } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { compileRules, Daemon } from '../daemon.js';
-import { readManifest } from '../model/scorer.js';
+import { formatProblem, redactConfig, redactUrl, type ConfigProblem } from '../config/load.js';
+import { Daemon } from '../daemon.js';
 import { createLogger } from '../observe/log.js';
+import { preflight } from './preflight.js';
 
-/** Loads config and reports problems on stderr; null when invalid. */
-export function loadConfigOrReport(path: string | undefined): Config | null {
-  try {
-    const config = loadConfig({ path });
-    compileRules(config);
-    return config;
-  } catch (err) {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : `invalid config: ${(err as Error).message}`}\n`);
-    return null;
-  }
+/** One line per problem on stderr. */
+function report(problems: readonly ConfigProblem[]): void {
+  process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
 }
 
 export async function checkConfigCommand(path: string | undefined): Promise<number> {
-  const config = loadConfigOrReport(path);
-  if (config === null) return 2;
-  if (!existsSync(config.model.path)) {
-    process.stderr.write(`model.path: ${config.model.path} does not exist — fix: train one with \`sentinel train\` or point model.path at a model\n`);
-    return 2;
-  }
-  try {
-    await readManifest(config.model.path);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+  const { config, configProblems, modelProblems } = await preflight(path);
+  const problems = [...configProblems, ...modelProblems];
+  if (config === null || problems.length > 0) {
+    report(problems);
     return 2;
   }
   process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\nconfig OK\n`);
@@ -41,8 +26,16 @@ export async function checkConfigCommand(path: string | undefined): Promise<numb
  * the model file, as daemons conventionally reload on it, and never stops the process.
  */
 export async function runCommand(path: string | undefined): Promise<number> {
-  const config = loadConfigOrReport(path);
-  if (config === null) return 2;
+  const { config, configProblems, modelProblems } = await preflight(path);
+  if (config === null) {
+    report([...configProblems, ...modelProblems]);
+    return 2;
+  }
+  // A model that cannot serve is a start-up failure (exit 1), as when the daemon finds it loading.
+  if (modelProblems.length > 0) {
+    report(modelProblems);
+    return 1;
+  }
   const log = createLogger(config.log.level);
   const daemon = new Daemon(config, log);
   let stopping: Promise<boolean> | null = null;

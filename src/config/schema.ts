@@ -1,12 +1,18 @@
 /** The daemon's configuration schema: the single source of truth for keys, defaults and docs. */
+import cron from 'node-cron';
 import { z } from 'zod';
 
 const port = z.number().int().min(0).max(65535);
 
+const cronExpression = z.string().refine((expression) => cron.validate(expression), {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a valid cron expression`,
+  params: { fix: 'use a 5- or 6-field cron expression, e.g. "*/30 * * * * *"' },
+});
+
 export const payloadFormats = ['json-value', 'json-values', 'number'] as const;
 export type PayloadFormat = (typeof payloadFormats)[number];
 
-export const subscriptionSchema = z.object({
+export const subscriptionSchema = z.strictObject({
   topic: z
     .string()
     .min(1)
@@ -22,18 +28,22 @@ export const subscriptionSchema = z.object({
     .optional()
     .describe('for json-value/number payloads: channel name or template such as {2}; default: the model\'s only channel'),
   format: z.enum(payloadFormats).default('json-values').describe('payload format of this topic'),
-  qos: z.union([z.literal(0), z.literal(1)]).default(1).describe('subscription QoS (1 = no loss, backpressure)'),
+  qos: z.literal([0, 1]).default(1).describe('subscription QoS (1 = no loss, backpressure)'),
 });
 export type SubscriptionConfig = z.infer<typeof subscriptionSchema>;
 
-export const tlsSchema = z.object({
+export const tlsSchema = z.strictObject({
   caFile: z.string().optional().describe('PEM file of the CA that signed the broker certificate'),
   certFile: z.string().optional().describe('PEM client certificate for mutual TLS'),
   keyFile: z.string().optional().describe('PEM private key for the client certificate'),
   rejectUnauthorized: z.boolean().default(true).describe('verify the broker certificate'),
+}).superRefine((tls, ctx) => {
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [], message: 'certFile and keyFile go together', params: { fix: 'set both for mutual TLS, or neither' } });
+  }
 });
 
-export const brokerSchema = z.object({
+export const brokerSchema = z.strictObject({
   url: z
     .string()
     .regex(/^(mqtts?|wss?|tcp|ssl):\/\/[^\s]+$/, 'must look like mqtt://host:1883 or mqtts://host:8883')
@@ -41,7 +51,7 @@ export const brokerSchema = z.object({
     .default(null)
     .describe('broker URL; null starts an embedded broker on embedded.host:embedded.port'),
   clientId: z.string().min(1).default('sentinel-${nodeName}').describe('fixed client id (persistent session)'),
-  protocolVersion: z.union([z.literal(5), z.literal(4)]).default(5).describe('5 = MQTT 5, 4 = MQTT 3.1.1'),
+  protocolVersion: z.literal([5, 4]).default(5).describe('5 = MQTT 5, 4 = MQTT 3.1.1'),
   username: z.string().optional().describe('broker user name'),
   password: z.string().optional().describe('broker password (prefer passwordFile or SENTINEL_BROKER_PASSWORD)'),
   passwordFile: z.string().optional().describe('file holding the broker password, e.g. a mounted Secret'),
@@ -56,14 +66,21 @@ export const brokerSchema = z.object({
   reconnectMinMs: z.number().int().min(10).default(500).describe('first reconnect delay'),
   reconnectMaxMs: z.number().int().min(10).default(30_000).describe('reconnect delay cap (exponential backoff)'),
   embedded: z
-    .object({
+    .strictObject({
       host: z.string().default('127.0.0.1').describe('embedded broker bind address'),
       port: port.default(1883).describe('embedded broker port'),
     })
     .prefault({}),
+}).superRefine((broker, ctx) => {
+  if (broker.reconnectMaxMs < broker.reconnectMinMs) {
+    ctx.addIssue({ code: 'custom', path: ['reconnectMaxMs'], message: `${broker.reconnectMaxMs} is below reconnectMinMs (${broker.reconnectMinMs})`, params: { fix: 'raise reconnectMaxMs' } });
+  }
+  if (broker.password !== undefined && broker.passwordFile !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['passwordFile'], message: 'both password and passwordFile are set', params: { fix: 'keep one' } });
+  }
 });
 
-export const configSchema = z.object({
+export const configSchema = z.strictObject({
   nodeName: z.string().min(1).default('localhost').describe('node name (Kubernetes: spec.nodeName via the downward API); default: the host name'),
   broker: brokerSchema.prefault({}),
   subscriptions: z
@@ -72,7 +89,7 @@ export const configSchema = z.object({
     .default([{ topic: 'sensors/+/telemetry', format: 'json-values', qos: 1 }])
     .describe('topics to read telemetry from'),
   ingest: z
-    .object({
+    .strictObject({
       maxPayloadBytes: z.number().int().min(16).default(16_384).describe('larger payloads are rejected unparsed'),
       maxFutureSkewMs: z
         .number()
@@ -103,7 +120,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   queue: z
-    .object({
+    .strictObject({
       capacity: z.number().int().min(1).max(1_000_000).default(4096).describe('bounded queue capacity (readings)'),
       dropPolicy: z
         .enum(['drop-oldest', 'drop-newest'])
@@ -119,7 +136,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   window: z
-    .object({
+    .strictObject({
       staleAfterMs: z.number().int().min(1).default(60_000).describe('a stream silent this long is stale (data gap)'),
       idleTtlMs: z.number().int().min(1).default(3_600_000).describe('a stream silent this long is evicted'),
       maxStreams: z
@@ -143,13 +160,13 @@ export const configSchema = z.object({
     })
     .prefault({}),
   batch: z
-    .object({
+    .strictObject({
       maxSize: z.number().int().min(1).max(65_536).default(1024).describe('windows per inference run'),
       maxDelayMs: z.number().min(0).default(5).describe('longest a ready window waits for its batch to fill'),
     })
     .prefault({}),
   model: z
-    .object({
+    .strictObject({
       path: z.string().min(1).default('models/default.onnx').describe('ONNX model; its manifest is the .json beside it'),
       executionProviders: z
         .array(z.enum(['cuda', 'cpu']))
@@ -162,7 +179,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   outbox: z
-    .object({
+    .strictObject({
       path: z
         .string()
         .min(1)
@@ -172,14 +189,14 @@ export const configSchema = z.object({
     })
     .prefault({}),
   alert: z
-    .object({
+    .strictObject({
       prefix: z.string().min(1).default('sentinel/alerts').describe('alerts go to <prefix>/<streamId>'),
       statusPrefix: z.string().min(1).default('sentinel/status').describe('retained status at <statusPrefix>/<nodeName>'),
       topChannels: z.number().int().min(0).default(3).describe('contributing channels named in an alert'),
     })
     .prefault({}),
   http: z
-    .object({
+    .strictObject({
       host: z.string().default('0.0.0.0').describe('metrics and probes bind address'),
       port: port.default(9464).describe('metrics and probes port'),
       maxConnections: z.number().int().min(1).max(4096).default(64).describe('open connections to the metrics and probes port; more are closed at once'),
@@ -193,9 +210,19 @@ export const configSchema = z.object({
       headersTimeoutMs: z.number().int().min(100).max(60_000).default(5_000).describe('a request whose headers take longer is closed (slowloris)'),
       requestTimeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('a request that takes longer in all is closed'),
     })
+    .superRefine((http, ctx) => {
+      if (http.headersTimeoutMs > http.requestTimeoutMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['headersTimeoutMs'],
+          message: `${http.headersTimeoutMs} is above http.requestTimeoutMs (${http.requestTimeoutMs})`,
+          params: { fix: 'the headers are part of the request, so keep headersTimeoutMs ≤ requestTimeoutMs' },
+        });
+      }
+    })
     .prefault({}),
   log: z
-    .object({
+    .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('pino log level'),
       rejectLogIntervalMs: z
         .number()
@@ -206,19 +233,24 @@ export const configSchema = z.object({
     })
     .prefault({}),
   schedule: z
-    .object({
-      heartbeat: z.string().default('*/30 * * * * *').describe('cron: republish the retained status'),
-      summary: z.string().default('0 * * * * *').describe('cron: log a one-line summary'),
-      sweep: z.string().default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
-      modelPoll: z.string().default('*/30 * * * * *').describe('cron: check the model file for a new version'),
+    .strictObject({
+      heartbeat: cronExpression.default('*/30 * * * * *').describe('cron: republish the retained status'),
+      summary: cronExpression.default('0 * * * * *').describe('cron: log a one-line summary'),
+      sweep: cronExpression.default('*/5 * * * * *').describe('cron: mark stale and evict idle streams'),
+      modelPoll: cronExpression.default('*/30 * * * * *').describe('cron: check the model file for a new version'),
     })
     .prefault({}),
   shutdown: z
-    .object({
+    .strictObject({
       graceMs: z.number().int().min(100).default(10_000).describe('drain budget on SIGTERM before a forced exit'),
     })
     .prefault({}),
 });
+
+/** Keys renamed in this release, by dotted path: the loader names the new key instead of guessing. */
+export const renamedKeys: Readonly<Record<string, string>> = {
+  'schedule.staleCheck': 'schedule.sweep',
+};
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -76,3 +76,22 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export function manifestPathFor(modelPath: string): string {
   return modelPath.replace(/\.onnx$/i, '') + '.json';
 }
+
+/** One way a manifest breaks the contract, by field path. */
+export interface ManifestProblem {
+  path: string;
+  message: string;
+}
+
+/** Reads manifest JSON text against the contract: the manifest, or every problem found (not only the first). */
+export function parseManifest(text: string): { ok: true; manifest: Manifest } | { ok: false; problems: ManifestProblem[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, problems: [{ path: '', message: `not valid JSON: ${(err as Error).message}` }] };
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (parsed.success) return { ok: true, manifest: parsed.data };
+  return { ok: false, problems: parsed.error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message })) };
+}

@@ -3,10 +3,11 @@
  * its shell snippets (binary pruning, HEALTHCHECK) run here for real.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DockerfileParser, ModifiableInstruction, type Instruction } from 'dockerfile-ast';
+import { join, posix } from 'node:path';
+import { DockerfileParser, ModifiableInstruction, PropertyInstruction, type Instruction } from 'dockerfile-ast';
 import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,12 +16,16 @@ import { repoRoot } from '../support/deploy.js';
 
 const text = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
 const dockerfile = DockerfileParser.parse(text);
-const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string; description: string; license: string; bin: Record<string, string> };
 
 interface Stage {
   name: string | null;
   /** The base image with build args expanded to their defaults. */
   base: string;
+  /** The base image as written, e.g. `${NODE_IMAGE}`. */
+  rawBase: string;
+  /** The FROM's --platform flag, or null: the stage is built for the target platform. */
+  platform: string | null;
   instructions: Instruction[];
 }
 
@@ -45,7 +50,8 @@ for (const instruction of dockerfile.getInstructions()) {
   if (keyword === 'FROM') {
     const from = dockerfile.getFROMs().find((f) => f.getRange().start.line === instruction.getRange().start.line);
     if (!from) throw new Error('FROM without a parsed image');
-    stages.push({ name: from.getBuildStage(), base: expand(from.getImage() ?? ''), instructions: [] });
+    const platform = from.getFlags().find((f) => f.getName() === 'platform')?.getValue() ?? null;
+    stages.push({ name: from.getBuildStage(), base: expand(from.getImage() ?? ''), rawBase: from.getImage() ?? '', platform, instructions: [] });
   } else if (stages.length > 0) {
     stages[stages.length - 1]?.instructions.push(instruction);
   }
@@ -77,6 +83,11 @@ function execForm(instruction: Instruction): string[] {
   return parsed;
 }
 
+/** A stage's ENV instructions as one map (values unquoted). */
+function envOf(s: Stage): Map<string, string> {
+  return new Map(ofKind(s, 'ENV').flatMap((e) => (e as PropertyInstruction).getProperties().map((p) => [p.getName(), p.getValue() ?? ''] as [string, string])));
+}
+
 /** Stages that build on an image from a registry (not another stage, not scratch). */
 const externalStages = stages.filter((s) => s.base !== 'scratch' && !stageNames.has(s.base));
 const runtimeStages = ['cpu', 'gpu'].map(stage);
@@ -106,9 +117,22 @@ describe('Dockerfile', () => {
       expect(s.base, s.name ?? '').not.toMatch(/:latest$|@latest/);
       expect(s.base, `${s.name}: tag or digest`).toMatch(/:[\w.-]+$|@sha256:[0-9a-f]{64}$/);
     }
-    expect(stage('node').base).toMatch(/^node:24\.\d+\.\d+-(bookworm|trixie)-slim$/);
-    expect(stage('gpu').base).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/);
+    expect(stage('node').base).toMatch(/^node:24\.\d+\.\d+-(bookworm|trixie)-slim(@sha256:[0-9a-f]{64})?$/);
+    expect(stage('gpu').base).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+(@sha256:[0-9a-f]{64})?$/);
     expect(text).not.toMatch(/\blatest\b/);
+  });
+
+  it('takes every base image from a global *_IMAGE build arg holding name:tag, optionally @sha256:<digest>', () => {
+    const imageArgs = [...argDefaults].filter(([name]) => name.endsWith('_IMAGE'));
+    expect(imageArgs.map(([name]) => name).sort()).toEqual(['CUDA_IMAGE', 'NODE_IMAGE']);
+    for (const [name, value] of imageArgs) {
+      // A literal, so scripts/pin-base-images.sh can resolve and rewrite it (a digest wins over its tag).
+      expect(value, name).toMatch(/^[a-z0-9]+(?:[._/-][a-z0-9]+)*:\w[\w.-]{0,127}(?:@sha256:[0-9a-f]{64})?$/);
+    }
+    for (const s of externalStages) {
+      expect(s.rawBase, `${s.name}: FROM \${<NAME>_IMAGE}`).toMatch(/^\$\{[A-Z0-9_]+_IMAGE\}$/);
+      expect(imageArgs.map(([name]) => `\${${name}}`), s.name ?? '').toContain(s.rawBase);
+    }
   });
 
   it('the default target is the CPU image, and both runtime images share one application tree', () => {
@@ -139,21 +163,64 @@ describe('Dockerfile', () => {
       .map(shell)
       .find((r) => r.includes('napi-v6'));
     expect(prune).toBeDefined();
+    const here = `${process.platform}/${process.arch}`;
+    const platforms = ['darwin/arm64', 'linux/arm64', 'linux/x64', 'win32/arm64', 'win32/x64'];
     const dir = mkdtempSync(join(tmpdir(), 'sentinel-prune-'));
-    try {
-      const bin = join(dir, 'node_modules/onnxruntime-node/bin/napi-v6');
-      const platforms = ['darwin/arm64', 'linux/arm64', 'linux/x64', 'win32/arm64', 'win32/x64'];
-      for (const p of platforms) {
+    const bin = join(dir, 'node_modules/onnxruntime-node/bin/napi-v6');
+    /** Lays out a package shipping `shipped`, runs the RUN line on it, and returns what it left. */
+    const pruned = (shipped: string[]) => {
+      rmSync(bin, { recursive: true, force: true });
+      for (const p of shipped) {
         mkdirSync(join(bin, p), { recursive: true });
         writeFileSync(join(bin, p, 'onnxruntime_binding.node'), '');
       }
       const result = spawnSync('sh', ['-c', prune as string], { cwd: dir, encoding: 'utf8' });
+      return { ...result, kept: readdirSync(bin).flatMap((os) => readdirSync(join(bin, os)).map((arch) => `${os}/${arch}`)) };
+    };
+    try {
+      const result = pruned(platforms);
       expect(result.status, result.stderr).toBe(0);
-      const kept = readdirSync(bin).flatMap((os) => readdirSync(join(bin, os)).map((arch) => `${os}/${arch}`));
-      expect(kept).toEqual([`${process.platform}/${process.arch}`]);
+      expect(result.kept).toEqual([here]);
+      // A platform onnxruntime-node ships nothing for fails the build, naming the way out.
+      const missing = pruned(platforms.filter((p) => p !== here));
+      expect(missing.status).not.toBe(0);
+      expect(missing.stderr).toContain(`ships no ${here} binary — fix: build for linux/amd64 or linux/arm64`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('multi-platform', () => {
+    it('compiles once on the build platform; everything else is built for the target platform', () => {
+      expect(stage('build').platform).toBe('$BUILDPLATFORM');
+      expect(stage('build').base).toBe(stage('node').base);
+      for (const s of stages.filter((st) => st.name !== 'build')) expect(s.platform, s.name ?? '').toBeNull();
+      // Only dist/ crosses from the build platform into the images, and it is JavaScript.
+      const fromBuild = stages.flatMap((s) => ofKind(s, 'COPY').map(shell)).filter((c) => c.startsWith('--from=build '));
+      expect(fromBuild).toEqual(['--from=build /src/dist /app/dist']);
+    });
+
+    it('onnxruntime-node ships the binaries both CPU platforms need (linux/amd64 = x64, linux/arm64)', () => {
+      const bin = join(repoRoot, 'node_modules/onnxruntime-node/bin/napi-v6');
+      for (const arch of ['x64', 'arm64']) expect(existsSync(join(bin, 'linux', arch, 'onnxruntime_binding.node')), arch).toBe(true);
+    });
+
+    it('the GPU image refuses any target but linux/amd64 before fetching CUDA libraries (the RUN line, executed)', () => {
+      const gpuDeps = stage('prod-deps-gpu');
+      expect(ofKind(gpuDeps, 'ARG').map(shell)).toContain('TARGETARCH');
+      const runs = ofKind(gpuDeps, 'RUN').map(shell);
+      const guard = runs.findIndex((r) => r.includes('TARGETARCH'));
+      expect(guard).toBeGreaterThanOrEqual(0);
+      expect(guard).toBeLessThan(runs.findIndex((r) => r.includes('script/install')));
+      const runGuard = (arch: string) => spawnSync('sh', ['-c', runs[guard] as string], { env: { ...process.env, TARGETARCH: arch }, encoding: 'utf8' });
+      expect(runGuard('amd64').status).toBe(0);
+      const arm = runGuard('arm64');
+      expect(arm.status).not.toBe(0);
+      expect(arm.stderr).toContain('the GPU image is linux/amd64 only');
+      expect(arm.stderr).toContain('fix: build --target gpu with --platform linux/amd64');
+      // The install step's directory is linux/x64, which the guard is there for.
+      expect(runs.find((r) => r.includes('script/install'))).toContain('napi-v6/linux/x64');
+    });
   });
 
   it('runtime images: non-root numeric USER, EXPOSE 9464, ENTRYPOINT runs the CLI with `run`, outbox volume', () => {
@@ -194,11 +261,64 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('runtime images put the outbox in the volume their user owns, through SENTINEL_OUTBOX__PATH (/app is root-owned)', () => {
+    for (const runtime of runtimeStages) {
+      const env = envOf(runtime);
+      const outbox = env.get('SENTINEL_OUTBOX__PATH');
+      expect(outbox, runtime.name ?? '').toBe('/var/lib/sentinel/outbox.jsonl');
+      const [volume] = JSON.parse(ofKind(runtime, 'VOLUME').map(shell)[0] as string) as string[];
+      expect(posix.dirname(outbox as string)).toBe(volume);
+      const user = ofKind(runtime, 'USER').map(shell)[0] as string;
+      const [uid, gid] = user.split(':');
+      const creates = ofKind(runtime, 'RUN').map(shell).join('\n');
+      expect(creates, runtime.name ?? '').toContain(`install -d -o ${uid} -g ${gid} -m 0750 ${volume}`);
+      // Nothing else in the image is the user's: the application tree is copied as root.
+      expect(ofKind(runtime, 'COPY').map(shell).some((c) => c.includes('--chown'))).toBe(false);
+    }
+  });
+
+  it('both runtime images start the same way: environment, user, workdir, entrypoint', () => {
+    const startup = (s: Stage) => ({
+      env: [...envOf(s)],
+      user: ofKind(s, 'USER').map(shell),
+      workdir: ofKind(s, 'WORKDIR').map(shell),
+      entrypoint: ofKind(s, 'ENTRYPOINT').map(execForm),
+    });
+    expect(startup(stage('gpu'))).toEqual(startup(stage('cpu')));
+  });
+
+  it('labels both runtime images with the OCI annotations, version and description following package.json', () => {
+    expect(argDefaults.get('VERSION')).toBe(packageJson.version);
+    const globals = dockerfile.getInitialARGs().map((a) => a.getProperty()?.getName());
+    for (const arg of ['REVISION', 'VERSION', 'CREATED', 'SOURCE']) expect(globals, arg).toContain(arg);
+    const titles = new Set<string>();
+    for (const runtime of runtimeStages) {
+      const labels = ofKind(runtime, 'LABEL');
+      expect(labels, runtime.name ?? '').toHaveLength(1);
+      const values = new Map((labels[0] as PropertyInstruction).getProperties().map((p) => [p.getName(), p.getValue() ?? '']));
+      const oci = (key: string) => values.get(`org.opencontainers.image.${key}`);
+      expect(oci('title'), runtime.name ?? '').toMatch(/^Sentinel\b/);
+      titles.add(oci('title') as string);
+      expect(oci('description')).toBe(packageJson.description);
+      expect(oci('licenses')).toBe(packageJson.license);
+      expect(oci('version')).toBe('${VERSION}');
+      expect(oci('revision')).toBe('${REVISION}');
+      expect(oci('created')).toBe('${CREATED}');
+      expect(oci('source')).toBe('${SOURCE}');
+      // A build arg reaches LABEL only when the stage declares it, and before the LABEL.
+      const labelAt = runtime.instructions.indexOf(labels[0] as Instruction);
+      const declared = runtime.instructions.slice(0, labelAt).filter((i) => i.getKeyword() === 'ARG').map(shell);
+      for (const arg of ['REVISION', 'VERSION', 'CREATED', 'SOURCE']) expect(declared, `${runtime.name}: ARG ${arg}`).toContain(arg);
+    }
+    expect(titles.size).toBe(2);
+  });
+
   describe('HEALTHCHECK', () => {
-    const probes = new ProbeServer(new Registry(), () => ({ ready: true, detail: {} }), { maxConnections: 64, maxConnectionsPerClient: 8, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000 });
+    const probes = new ProbeServer(new Registry(), () => ({ ready: true, detail: {} }), { host: '127.0.0.1', port: 0, maxConnections: 64, maxConnectionsPerClient: 8, headersTimeoutMs: 5_000, requestTimeoutMs: 10_000 });
     let port = 0;
     beforeAll(async () => {
-      port = await probes.start('127.0.0.1', 0);
+      await probes.start();
+      port = probes.port;
     });
     afterAll(() => probes.stop());
 
@@ -232,6 +352,83 @@ describe('Dockerfile', () => {
       expect(await exitCode(cmd, args, port)).toBe(0);
       expect(await exitCode(cmd, args, 1)).toBe(1);
     });
+  });
+});
+
+describe('scripts/pin-base-images.sh', () => {
+  const script = join(repoRoot, 'scripts/pin-base-images.sh');
+  /** The fake registries' answer for a reference. */
+  const digest = (ref: string) => `sha256:${createHash('sha256').update(ref).digest('hex')}`;
+  const fakes = mkdtempSync(join(tmpdir(), 'sentinel-pin-'));
+  const crane = join(fakes, 'crane-bin');
+  const docker = join(fakes, 'docker-bin');
+  const answer = 'printf "%s" "$ref" | sha256sum | cut -d" " -f1';
+  mkdirSync(crane);
+  mkdirSync(docker);
+  writeFileSync(join(crane, 'crane'), `#!/bin/sh\n[ "$1" = digest ] || exit 2\nref=$2\nprintf 'sha256:%s\\n' "$(${answer})"\n`);
+  writeFileSync(
+    join(docker, 'docker'),
+    `#!/bin/sh\n[ "$1" = buildx ] || exit 2\n[ "$2" = version ] && exit 0\nfor ref; do :; done\nprintf '{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%s","size":1}\\n' "$(${answer})"\n`,
+  );
+  chmodSync(join(crane, 'crane'), 0o755);
+  chmodSync(join(docker, 'docker'), 0o755);
+  afterAll(() => rmSync(fakes, { recursive: true, force: true }));
+
+  const copy = (name: string, content = text): string => {
+    const path = join(fakes, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  const pin = (bin: string, ...args: string[]) => spawnSync('bash', [script, ...args], { env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` }, encoding: 'utf8' });
+  const imageArgs = (path: string) =>
+    new Map(DockerfileParser.parse(readFileSync(path, 'utf8')).getInitialARGs().map((a) => [a.getProperty()?.getName(), a.getProperty()?.getValue()]));
+
+  it('rewrites each *_IMAGE build arg to name:tag@sha256:<digest> and nothing else; a pinned one is re-pinned by its tag', () => {
+    for (const bin of [crane, docker]) {
+      const path = copy('Dockerfile');
+      const result = pin(bin, path);
+      expect(result.status, result.stderr).toBe(0);
+      const before = imageArgs(join(repoRoot, 'Dockerfile'));
+      const after = imageArgs(path);
+      for (const name of ['NODE_IMAGE', 'CUDA_IMAGE']) {
+        const ref = (before.get(name) as string).split('@')[0] as string;
+        expect(after.get(name), `${bin}: ${name}`).toBe(`${ref}@${digest(ref)}`);
+      }
+      const changed = readFileSync(path, 'utf8').split('\n').filter((line, i) => line !== text.split('\n')[i]);
+      // The fake digests differ from any real pin, so exactly the two ARG lines change.
+      expect(changed.map((line) => line.split('=')[0]), bin).toEqual(['ARG NODE_IMAGE', 'ARG CUDA_IMAGE']);
+      // Pinned again (a tag bump keeps the old digest's place): the digest follows the tag.
+      writeFileSync(path, readFileSync(path, 'utf8').replace(/^ARG NODE_IMAGE=([^@\n]+)@sha256:[0-9a-f]{64}$/m, `ARG NODE_IMAGE=$1@${digest('stale')}`));
+      expect(pin(bin, path).status).toBe(0);
+      expect(imageArgs(path)).toEqual(after);
+    }
+  });
+
+  it('--check changes nothing and fails while an image has no digest', () => {
+    const content = text.replace(/^(ARG \w+_IMAGE=[^@\n]+)@sha256:[0-9a-f]{64}$/gm, '$1');
+    const unpinned = copy('Dockerfile.unpinned', content);
+    const check = pin(crane, '--check', unpinned);
+    expect(check.status).toBe(1);
+    expect(check.stderr).toMatch(/NODE_IMAGE=.* is not pinned/);
+    expect(check.stderr).toContain('fix: run scripts/pin-base-images.sh');
+    expect(readFileSync(unpinned, 'utf8')).toBe(content);
+    expect(pin(crane, unpinned).status).toBe(0);
+    expect(pin(crane, '--check', unpinned).status).toBe(0);
+  });
+
+  it('refuses an image arg it cannot resolve literally, and a registry answer that is not a digest', () => {
+    const templated = copy('Dockerfile.templated', text.replace(/^ARG NODE_IMAGE=.*$/m, 'ARG NODE_IMAGE=node:${NODE_VERSION}-trixie-slim'));
+    const result = pin(crane, templated);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('write the image as a literal name:tag');
+    const refusing = join(fakes, 'refusing-bin');
+    mkdirSync(refusing);
+    writeFileSync(join(refusing, 'crane'), '#!/bin/sh\necho "UNAUTHORIZED: authentication required"\n', { mode: 0o755 });
+    const deniedPath = copy('Dockerfile.denied');
+    const denied = pin(refusing, deniedPath);
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toContain('not a sha256 digest');
+    expect(readFileSync(deniedPath, 'utf8')).toBe(text);
   });
 });
 
@@ -279,7 +476,7 @@ describe('.dockerignore', () => {
   });
 
   it('keeps the context small: no node_modules, build output, tests, git or secrets', () => {
-    for (const path of ['node_modules/onnxruntime-node/package.json', 'dist/cli/main.js', 'test/support/deploy.ts', '.git/HEAD', 'k8s/base/daemonset.yaml', 'bench/x.ts', '.env', 'models/README.md']) {
+    for (const path of ['node_modules/onnxruntime-node/package.json', 'dist/cli/main.js', 'test/support/deploy.ts', '.git/HEAD', 'k8s/base/daemonset.yaml', 'bench/x.ts', '.env', 'models/README.md', 'scripts/pin-base-images.sh', 'docs/image.md']) {
       expect(ignored(patterns, path), path).toBe(true);
     }
   });

@@ -26,7 +26,7 @@ export function uniquePrefix(name: string): string {
   return `t${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}/${name}`;
 }
 
-/** Polls a synchronous `condition` every 20 ms (waitUntil with the tests' defaults). */
-export function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/** Polls `condition` (sync or async) every 20 ms (waitUntil with the tests' defaults). */
+export function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   return waitUntil(condition, timeoutMs, what, 20);
 }

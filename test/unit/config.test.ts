@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { ConfigError, applyEnv, loadConfig, parseEnvValue, redactConfig, validateConfig } from '../../src/config/load.js';
+import { ConfigError, applyEnv, formatProblem, loadConfig, parseEnvValue, redactConfig, validateConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 
 function tempFile(name: string, text: string): string {
@@ -18,7 +18,7 @@ function problemsOf(fn: () => unknown): string[] {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
+    return (err as ConfigError).problems.map(formatProblem);
   }
   throw new Error('expected a ConfigError');
 }
@@ -56,23 +56,23 @@ describe('config', () => {
       validateConfig({ broker: { url: 'localhost:1883' }, queue: { capacity: 0, dropPolicy: 'random' }, http: { port: 70000 } }),
     );
     expect(problems).toHaveLength(4);
-    expect(problems.find((p) => p.startsWith('broker.url:'))).toMatch(/fix: use mqtt:\/\/host:1883/);
-    expect(problems.find((p) => p.startsWith('queue.capacity:'))).toBeDefined();
-    expect(problems.find((p) => p.startsWith('queue.dropPolicy:'))).toMatch(/drop-oldest or drop-newest/);
-    expect(problems.find((p) => p.startsWith('http.port:'))).toMatch(/TCP port/);
+    expect(problems.find((p) => p.startsWith('config: broker.url:'))).toMatch(/fix: use mqtt:\/\/host:1883/);
+    expect(problems.find((p) => p.startsWith('config: queue.capacity:'))).toBeDefined();
+    expect(problems.find((p) => p.startsWith('config: queue.dropPolicy:'))).toMatch(/must be one of drop-oldest, drop-newest \(got "random"\)/);
+    expect(problems.find((p) => p.startsWith('config: http.port:'))).toMatch(/TCP port/);
   });
 
   it('rejects cron expressions and half-set TLS pairs', () => {
     const problems = problemsOf(() =>
       validateConfig({ schedule: { heartbeat: 'every minute' }, broker: { tls: { certFile: '/x.crt' } } }),
     );
-    expect(problems.some((p) => p.startsWith('broker.tls:'))).toBe(true);
-    expect(problems.some((p) => p.startsWith('schedule.heartbeat:'))).toBe(true);
+    expect(problems).toContain('config: broker.tls: certFile and keyFile go together — fix: set both for mutual TLS, or neither');
+    expect(problems).toContain('config: schedule.heartbeat: "every minute" is not a valid cron expression — fix: use a 5- or 6-field cron expression, e.g. "*/30 * * * * *"');
   });
 
   it('refuses a headers timeout above the request timeout (the headers are part of the request)', () => {
     const problems = problemsOf(() => validateConfig({ http: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }));
-    expect(problems).toEqual([expect.stringMatching(/^http\.headersTimeoutMs: 20000 is above http\.requestTimeoutMs \(10000\) — fix: /)]);
+    expect(problems).toEqual([expect.stringMatching(/^config: http\.headersTimeoutMs: 20000 is above http\.requestTimeoutMs \(10000\) — fix: /)]);
     expect(validateConfig({ http: { headersTimeoutMs: 10_000, requestTimeoutMs: 10_000 } }).http.headersTimeoutMs).toBe(10_000);
   });
 
@@ -138,10 +138,10 @@ describe('config', () => {
     expect(parseEnvValue(['nope'], 'x')).toBe('x');
   });
 
-  it('an environment value the schema rejects is reported by its key', () => {
+  it('an environment value the schema rejects is reported by its variable and key', () => {
     const problems = problemsOf(() => validateConfig(applyEnv({}, { SENTINEL_QUEUE__CAPACITY: 'abc', SENTINEL_HTTP_PORT: '70000' })));
-    expect(problems.find((p) => p.startsWith('queue.capacity:'))).toMatch(/number/);
-    expect(problems.find((p) => p.startsWith('http.port:'))).toMatch(/TCP port/);
+    expect(problems.find((p) => p.startsWith('$SENTINEL_QUEUE__CAPACITY: queue.capacity:'))).toMatch(/number/);
+    expect(problems.find((p) => p.startsWith('$SENTINEL_HTTP_PORT: http.port:'))).toMatch(/TCP port/);
   });
 
   it('substitutes ${nodeName} in client id and topics', () => {
