@@ -51,12 +51,30 @@ export const manifestSchema = z
       to: z.string().nullable(),
       sha256: z.string().regex(/^[0-9a-f]{64}$/),
       source: z.string(),
+      stats: z
+        .object({
+          mean: z.array(finite).describe('per channel, in `channels` order: mean of the raw training readings'),
+          std: z.array(finite.refine((v) => v >= 0, { message: 'std must be >= 0' })).describe('per channel: their standard deviation'),
+        })
+        .optional()
+        .describe('what the model was trained on, per channel; the daemon measures input drift against it (absent: no drift measure)'),
     }),
     calibration: z.record(z.string(), z.union([z.number(), z.string()])),
   })
   .superRefine((m, ctx) => {
     if (new Set(m.channels).size !== m.channels.length) {
       ctx.addIssue({ code: 'custom', path: ['channels'], message: 'channel names must be unique' });
+    }
+    if (m.training.stats !== undefined) {
+      for (const key of ['mean', 'std'] as const) {
+        if (m.training.stats[key].length !== m.channels.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['training', 'stats', key],
+            message: `has ${m.training.stats[key].length} entries, expected one per channel (${m.channels.length})`,
+          });
+        }
+      }
     }
     if (m.normalization.kind === 'zscore') {
       for (const key of ['mean', 'std'] as const) {

@@ -73,7 +73,13 @@ describe('model stage', () => {
   });
 
   it('refuses a manifest whose channels, window or tensor names disagree with the graph', async () => {
-    expect(await refusal(brokenCopy((m) => (m.channels = ['a', 'b', 'c'])))).toMatch(/channel dimension is 5, manifest lists 3/);
+    // (Without the per-channel training stats, which would no longer match the channel list either.)
+    const threeChannels = (m: Record<string, unknown>): void => {
+      m.channels = ['a', 'b', 'c'];
+      delete (m.training as Record<string, unknown>).stats;
+    };
+    expect(await refusal(brokenCopy(threeChannels))).toMatch(/channel dimension is 5, manifest lists 3/);
+    expect(await refusal(brokenCopy((m) => (m.channels = ['a', 'b', 'c'])))).toMatch(/training\.stats\.mean: has 5 entries, expected one per channel \(3\)/);
     expect(await refusal(brokenCopy((m) => (m.window = 7)))).toMatch(/window dimension is 20, manifest says 7/);
     expect(await refusal(brokenCopy((m) => (m.input = { name: 'x' })))).toMatch(/no input named "x"/);
     expect(await refusal(brokenCopy((m) => (m.outputs = { score: 'score', contributions: 'nope' })))).toMatch(/no output named "nope"/);

@@ -87,6 +87,7 @@ export function trainModel(table: Table, options: TrainOptions = {}): TrainedMod
       to: iso(table.timestamps?.[table.rows - 1]),
       sha256: table.sha256,
       source: options.source ?? table.source,
+      stats: channelStats(fitted.columns, fitRows),
     },
     calibration: {
       fitRows,
@@ -143,4 +144,21 @@ export function minimumRows(window: number, channels: number): number {
   const fitWindows = Math.max(2 * (channels + 1), 10);
   const fitRows = window - 1 + fitWindows;
   return Math.max(Math.ceil(fitRows / FIT_SHARE), fitRows + MIN_HELD_OUT_WINDOWS, Math.ceil(MIN_HELD_OUT_WINDOWS / (1 - FIT_SHARE)));
+}
+
+/** Mean and standard deviation of each channel's raw readings on the fit rows: the reference for input drift. */
+export function channelStats(columns: readonly Float64Array[], rows: number): { mean: number[]; std: number[] } {
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (const column of columns) {
+    let sum = 0;
+    for (let i = 0; i < rows; i++) sum += column[i] as number;
+    const m = sum / rows;
+    let squares = 0;
+    for (let i = 0; i < rows; i++) squares += ((column[i] as number) - m) ** 2;
+    // Rounded so that the manifest stays readable and byte-stable across platforms.
+    mean.push(Number(m.toPrecision(10)));
+    std.push(Number(Math.sqrt(squares / Math.max(1, rows - 1)).toPrecision(10)));
+  }
+  return { mean, std };
 }
