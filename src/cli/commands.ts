@@ -109,4 +109,27 @@ export const demoSpec = {
   ],
 } satisfies CommandSpec<typeof demoOptions>;
 
-export const commandSpecs = [runSpec, checkConfigSpec, trainSpec, evaluateSpec, evalSkabSpec, demoSpec] as const;
+const promotionOptions = {
+  ...config.options,
+  model: { type: 'string', short: 'm' },
+} as const;
+const promotionHelp = [
+  ...config.help,
+  ['-m, --model NAME', 'which model (model.name or a models[].name; default: the only one)'],
+] as const;
+export const promoteSpec = {
+  name: 'promote',
+  synopsis: '[--config FILE] [--model NAME]',
+  summary: 'make the candidate scoring in shadow (<model>.candidate.onnx) the live model; the old one is kept for rollback',
+  options: promotionOptions,
+  help: promotionHelp,
+} satisfies CommandSpec<typeof promotionOptions>;
+export const rollbackSpec = {
+  name: 'rollback',
+  synopsis: '[--config FILE] [--model NAME]',
+  summary: 'put back the model that the last promote replaced (<model>.previous.onnx)',
+  options: promotionOptions,
+  help: promotionHelp,
+} satisfies CommandSpec<typeof promotionOptions>;
+
+export const commandSpecs = [runSpec, checkConfigSpec, trainSpec, evaluateSpec, evalSkabSpec, demoSpec, promoteSpec, rollbackSpec] as const;

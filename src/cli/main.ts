@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-/** The `sentinel` command line: run, check-config, train, evaluate, eval-skab, demo. */
+/** The `sentinel` command line: run, check-config, train, evaluate, eval-skab, demo, promote, rollback. */
 import { buildInfo } from '../observe/build-info.js';
 import { consoleIO, runCommandLine } from './args.js';
-import { checkConfigSpec, commandSpecs, runSpec } from './commands.js';
+import { checkConfigSpec, commandSpecs, promoteSpec, rollbackSpec, runSpec } from './commands.js';
 
 function usage(): string {
   const width = Math.max(...commandSpecs.map((c) => c.name.length)) + 2;
@@ -44,6 +44,12 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': {
       const { runDemoCommand } = await import('./demo.js');
       return runDemoCommand(rest);
+    }
+    case 'promote':
+    case 'rollback': {
+      const { promotionCommand } = await import('./promote.js');
+      const spec = command === 'promote' ? promoteSpec : rollbackSpec;
+      return runCommandLine(spec, rest, consoleIO, ({ values }) => promotionCommand(command, values.config, values.model, consoleIO));
     }
     case '--version':
     case '-V': {

@@ -6,6 +6,7 @@ import { configSchema, type Config } from '../config/schema.js';
 import { compileRules } from '../daemon.js';
 import { compileSubscription } from '../ingest/topic.js';
 import { manifestPathFor, parseManifest, type Manifest } from '../model/manifest.js';
+import { configuredModels, routeSpecs } from '../route/routes.js';
 
 export interface Preflight {
   /** The config, when it has no problem (model problems aside). */
@@ -24,8 +25,19 @@ export async function preflight(path: string | undefined, env: NodeJS.ProcessEnv
   const report = inspectConfig({ path, env });
   const configProblems = [...report.problems];
   if (report.config !== null) configProblems.push(...ruleProblems(report.config, report.sourceOf));
-  const modelPath = report.config?.model.path ?? modelPathIn(report.input);
-  const modelProblems = modelPath === null ? [] : await checkModel(modelPath, report.config, report.sourceOf);
+  const modelProblems: ConfigProblem[] = [];
+  if (report.config !== null) {
+    // Every route's model, each against the subscriptions that feed it.
+    const models = configuredModels(report.config);
+    for (const route of routeSpecs(report.config)) {
+      const index = models.findIndex((m) => m.name === route.name);
+      const target: ModelTarget = { name: route.name, path: route.model.path, key: index === 0 ? ['model', 'path'] : ['models', String(index - 1), 'path'] };
+      modelProblems.push(...(await checkModel(target, { config: report.config, subscriptions: route.subscriptions }, report.sourceOf)));
+    }
+  } else {
+    const modelPath = modelPathIn(report.input);
+    if (modelPath !== null) modelProblems.push(...(await checkModel({ name: null, path: modelPath, key: ['model', 'path'] }, null, report.sourceOf)));
+  }
   return { config: configProblems.length === 0 ? report.config : null, configProblems, modelProblems };
 }
 
@@ -63,18 +75,28 @@ function fromMessage(text: string, sourceOf: SourceOf): ConfigProblem {
   return { source: sourceOf((path.split(' / ')[0] as string).split('.')), path, message, fix };
 }
 
-async function checkModel(modelPath: string, config: Config | null, sourceOf: SourceOf): Promise<ConfigProblem[]> {
+/** A model file to check: its name (null when the config is too broken to say) and the key that sets its path. */
+interface ModelTarget {
+  name: string | null;
+  path: string;
+  key: readonly string[];
+}
+
+async function checkModel(target: ModelTarget, fit: { config: Config; subscriptions: readonly number[] } | null, sourceOf: SourceOf): Promise<ConfigProblem[]> {
+  const modelPath = target.path;
   const problems: ConfigProblem[] = [];
+  // Several models: each problem says which.
+  const named = target.name === null ? '' : `model "${target.name}": `;
   let bytes: Buffer | null = null;
   try {
     bytes = await readFile(modelPath);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     problems.push({
-      source: sourceOf(['model', 'path']),
-      path: 'model.path',
-      message: missing ? `${modelPath} does not exist` : `cannot read ${modelPath}: ${(err as Error).message}`,
-      fix: MODEL_FIX,
+      source: sourceOf(target.key),
+      path: target.key.join('.'),
+      message: `${named}${missing ? `${modelPath} does not exist` : `cannot read ${modelPath}: ${(err as Error).message}`}`,
+      fix: target.key[0] === 'model' ? MODEL_FIX : `train one with \`sentinel train\` or point ${target.key.join('.')} at a model`,
     });
   }
   const manifestPath = manifestPathFor(modelPath);
@@ -82,12 +104,12 @@ async function checkModel(modelPath: string, config: Config | null, sourceOf: So
   try {
     text = await readFile(manifestPath, 'utf8');
   } catch (err) {
-    problems.push({ source: manifestPath, path: '', message: `cannot read manifest: ${(err as Error).message}`, fix: 'every model needs <name>.json beside <name>.onnx (sentinel train writes both)' });
+    problems.push({ source: manifestPath, path: '', message: `${named}cannot read manifest: ${(err as Error).message}`, fix: 'every model needs <name>.json beside <name>.onnx (sentinel train writes both)' });
     return problems;
   }
   const parsed = parseManifest(text);
   if (!parsed.ok) {
-    for (const p of parsed.problems) problems.push({ source: manifestPath, path: p.path, message: p.message, fix: 'correct the manifest, or train the model again' });
+    for (const p of parsed.problems) problems.push({ source: manifestPath, path: p.path, message: `${named}${p.message}`, fix: 'correct the manifest, or train the model again' });
     return problems;
   }
   const { manifest } = parsed;
@@ -97,32 +119,34 @@ async function checkModel(modelPath: string, config: Config | null, sourceOf: So
       problems.push({
         source: manifestPath,
         path: 'version',
-        message: `${manifest.version} does not match the model file (${digest})`,
+        message: `${named}${manifest.version} does not match the model file (${digest})`,
         fix: 'the manifest belongs to another model file, or the file is corrupt or still being copied: copy both again',
       });
     }
   }
-  if (config !== null) problems.push(...fitProblems(config, manifest, sourceOf));
+  if (fit !== null) problems.push(...fitProblems(fit.config, fit.subscriptions, target.name ?? '', manifest, sourceOf));
   return problems;
 }
 
-/** Subscriptions whose every reading the model would refuse: a channel it lacks, or none where it has several. */
-function fitProblems(config: Config, manifest: Manifest, sourceOf: SourceOf): ConfigProblem[] {
+/** Subscriptions whose every reading their model would refuse: a channel it lacks, or none where it has several. */
+function fitProblems(config: Config, subscriptions: readonly number[], name: string, manifest: Manifest, sourceOf: SourceOf): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const channels = manifest.channels.join(', ');
-  config.subscriptions.forEach((sub, i) => {
-    if (sub.format === 'json-values') return;
+  const theModel = config.models.length === 0 ? "the model" : `model "${name}"`;
+  for (const i of subscriptions) {
+    const sub = config.subscriptions[i];
+    if (sub === undefined || sub.format === 'json-values') continue;
     const path = ['subscriptions', String(i), 'channel'];
     if (sub.channel === undefined && manifest.channels.length !== 1) {
       problems.push({
         source: sourceOf(path),
         path: path.join('.'),
-        message: `not set, and the model has ${manifest.channels.length} channels (${channels}), so every ${sub.format} reading would be refused`,
+        message: `not set, and ${theModel} has ${manifest.channels.length} channels (${channels}), so every ${sub.format} reading would be refused`,
         fix: 'set channel to one of them, or to a template such as {2} that takes it from the topic',
       });
     } else if (sub.channel !== undefined && !/\{\d+\}/.test(sub.channel) && !manifest.channels.includes(sub.channel)) {
-      problems.push({ source: sourceOf(path), path: path.join('.'), message: `"${sub.channel}" is not one of the model's channels (${channels})`, fix: 'use one of them' });
+      problems.push({ source: sourceOf(path), path: path.join('.'), message: `"${sub.channel}" is not one of ${theModel}'s channels (${channels})`, fix: 'use one of them' });
     }
-  });
+  }
   return problems;
 }

@@ -59,7 +59,7 @@ export async function runCommand(path: string | undefined): Promise<number> {
     process.on('SIGINT', onSignal);
   });
   process.on('SIGHUP', () => {
-    log.info({ signal: 'SIGHUP', path: config.model.path }, 'SIGHUP: re-reading the model file');
+    log.info({ signal: 'SIGHUP' }, 'SIGHUP: re-reading the model files');
     daemon.reloadModel().catch((err: unknown) => daemon.internalError('model', err));
   });
   // The last line of defence: every stage handles its own errors, so reaching here is a bug. It is

@@ -28,11 +28,12 @@ function unwrap(schema: z.ZodType): { inner: z.ZodType; defaultValue: unknown; d
 
 function walk(schema: z.ZodType, prefix: string, rows: Row[]): void {
   const { inner, defaultValue, description } = unwrap(schema);
-  if (inner instanceof z.ZodObject && prefix !== 'subscriptions' && !(defaultValue !== undefined && Object.keys(defaultValue as object).length > 0)) {
+  if (inner instanceof z.ZodObject && !(defaultValue !== undefined && Object.keys(defaultValue as object).length > 0)) {
     for (const [key, child] of Object.entries(inner.shape as Record<string, z.ZodType>)) walk(child, prefix ? `${prefix}.${key}` : key, rows);
     return;
   }
-  if (inner instanceof z.ZodArray && prefix === 'subscriptions') {
+  // A list of sections (subscriptions, models): one row for the list, then one per key of its items.
+  if (inner instanceof z.ZodArray && inner.def.element instanceof z.ZodObject) {
     rows.push({ key: prefix, defaultValue: JSON.stringify(defaultValue), description: description ?? '' });
     walk(inner.def.element as z.ZodType, `${prefix}[]`, rows);
     return;

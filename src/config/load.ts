@@ -3,7 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { nearestName } from './nearest.js';
 import { configSchema, renamedKeys, type Config } from './schema.js';
+
+export { nearestName };
 
 export const DEFAULT_CONFIG_PATH = 'config/sentinel.yaml';
 
@@ -58,7 +61,8 @@ export const otherEnvVariables: Readonly<Record<string, string>> = {
 const hints: Array<[RegExp, string]> = [
   [/^broker\.url$/, 'use mqtt://host:1883 (or mqtts:// for TLS), or null for the embedded broker'],
   [/^subscriptions/, 'each subscription needs a topic such as "sensors/+/telemetry" and a format: json-value | json-values | number'],
-  [/^model\.executionProviders/, 'use a list of "cuda" and "cpu", e.g. ["cuda", "cpu"]'],
+  [/^models?(\.\d+)?\.executionProviders/, 'use a list of "cuda" and "cpu", e.g. ["cuda", "cpu"]'],
+  [/^models\.\d+/, 'each model needs a name and a path, e.g. { name: compressor, path: models/compressor.onnx }; other keys default to model\'s'],
   [/port$/, 'use a TCP port number 1-65535 (0 = pick a free one)'],
   [/^schedule\./, 'use a 5- or 6-field cron expression, e.g. "*/30 * * * * *"'],
 ];
@@ -131,43 +135,6 @@ function pathFromEnvName(name: string): string[] {
 /** Every SENTINEL_ variable that sets a config key: one per value key (a list is set whole, as JSON), plus the aliases. */
 const configVariables = new Map<string, readonly string[]>([...LEAVES.map((path) => [envNameFor(path), path] as const), ...Object.entries(envAliases)]);
 
-/** Optimal string alignment distance: edits, counting a swap of neighbours as one. */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) (d[0] as number[])[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    const row = d[i] as number[];
-    const prev = d[i - 1] as number[];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number;
-}
-
-/**
- * The candidate nearest to a misspelt name, if one is close: case, "_" and "-" aside, within a third of
- * the length in edits, or one name the start of the other ("logging" → "log", "maxDelay" → "maxDelayMs").
- */
-export function nearestName(name: string, candidates: Iterable<string>): string | undefined {
-  const norm = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
-  const word = norm(name);
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const other = norm(candidate);
-    const distance = editDistance(word, other);
-    const close = distance <= Math.max(1, Math.floor(Math.max(word.length, other.length) / 3));
-    const prefix = Math.min(word.length, other.length) >= 3 && (word.startsWith(other) || other.startsWith(word));
-    if ((close || prefix) && distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
 
 function renamedTo(path: readonly string[]): string | undefined {
   const dotted = path.join('.');
@@ -373,6 +340,9 @@ function issueProblems(issues: readonly z.core.$ZodIssue[], sourceOf: (path: rea
     if (allowed !== undefined) {
       const got = 'input' in issue && issue.input !== undefined ? ` (got ${show(issue.input)})` : '';
       problems.push({ source: sourceOf(path), path: dotted, message: `must be one of ${allowed.map((v) => String(v)).join(', ')}${got}`, fix: fix ?? 'use one of those values' });
+    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+      // zod says "expected string, received undefined": the key is simply missing.
+      problems.push({ source: sourceOf(path), path: dotted, message: `missing (required: a ${issue.expected})`, fix: fix ?? GENERIC_FIX });
     } else {
       problems.push({ source: sourceOf(path), path: dotted, message: issue.message, fix: fix ?? GENERIC_FIX });
     }

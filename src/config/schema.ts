@@ -1,6 +1,7 @@
 /** The daemon's configuration schema: the single source of truth for keys, defaults and docs. */
 import cron from 'node-cron';
 import { z } from 'zod';
+import { nearestName } from './nearest.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -29,6 +30,11 @@ export const subscriptionSchema = z.strictObject({
     .describe('for json-value/number payloads: channel name or template such as {2}; default: the model\'s only channel'),
   format: z.enum(payloadFormats).default('json-values').describe('payload format of this topic'),
   qos: z.literal([0, 1]).default(1).describe('subscription QoS (1 = no loss, backpressure)'),
+  model: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('name of the model (model.name or a models[].name) that scores this topic\'s streams; default: model.name'),
 });
 export type SubscriptionConfig = z.infer<typeof subscriptionSchema>;
 
@@ -80,7 +86,24 @@ export const brokerSchema = z.strictObject({
   }
 });
 
-export const configSchema = z.strictObject({
+/** Models on one node: each is a `model` label value, so their number bounds the metrics' cardinality. */
+export const MAX_MODELS = 16;
+const modelName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
+
+/** A model beside the default one (`models[]`): what it leaves unset it takes from `model`. */
+export const routeModelSchema = z.strictObject({
+  name: modelName.describe('the model\'s name: its `model` metric label and what subscriptions[].model refers to'),
+  path: z.string().min(1).describe('ONNX model; its manifest is the .json beside it'),
+  executionProviders: z.array(z.enum(['cuda', 'cpu'])).min(1).optional().describe('default: model.executionProviders'),
+  intraOpThreads: z.number().int().min(1).optional().describe('default: model.intraOpThreads'),
+  warmupRuns: z.number().int().min(1).optional().describe('default: model.warmupRuns'),
+  watch: z.boolean().optional().describe('default: model.watch'),
+});
+export type RouteModelConfig = z.infer<typeof routeModelSchema>;
+
+const configShape = z.strictObject({
   nodeName: z.string().min(1).default('localhost').describe('node name (Kubernetes: spec.nodeName via the downward API); default: the host name'),
   broker: brokerSchema.prefault({}),
   subscriptions: z
@@ -167,6 +190,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   model: z
     .strictObject({
+      name: modelName.default('default').describe('this model\'s name: its `model` metric label and what subscriptions[].model refers to'),
       path: z.string().min(1).default('models/default.onnx').describe('ONNX model; its manifest is the .json beside it'),
       executionProviders: z
         .array(z.enum(['cuda', 'cpu']))
@@ -178,6 +202,11 @@ export const configSchema = z.strictObject({
       watch: z.boolean().default(true).describe('reload the model when its file or manifest changes (zero-downtime swap)'),
     })
     .prefault({}),
+  models: z
+    .array(routeModelSchema)
+    .max(MAX_MODELS - 1)
+    .default([])
+    .describe('more models on this node, each scoring the subscriptions that name it; unset keys are taken from `model`'),
   outbox: z
     .strictObject({
       path: z
@@ -245,6 +274,62 @@ export const configSchema = z.strictObject({
       graceMs: z.number().int().min(100).default(10_000).describe('drain budget on SIGTERM before a forced exit'),
     })
     .prefault({}),
+});
+
+const didYouMean = (name: string, known: readonly string[]): string => {
+  const near = nearestName(name, known);
+  return near === undefined ? '' : ` (did you mean ${near}?)`;
+};
+
+/**
+ * The config, with the rules across sections: model names are unique, every subscription names a model
+ * that exists, and every extra model is used (one that nothing feeds is a mistake, not a spare).
+ */
+export const configSchema = configShape.superRefine((config, ctx) => {
+  const names = [config.model.name, ...config.models.map((m) => m.name)];
+  const known = names.join(', ');
+  config.models.forEach((m, i) => {
+    if (names.indexOf(m.name) !== i + 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', i, 'name'],
+        message: `"${m.name}" is taken${m.name === config.model.name ? ' by model.name' : ' by an earlier model'}`,
+        params: { fix: 'give every model its own name' },
+      });
+    }
+    const samePath = m.path === config.model.path ? 'model.path' : config.models.slice(0, i).some((o) => o.path === m.path) ? 'an earlier model' : null;
+    if (samePath !== null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', i, 'path'],
+        message: `model "${m.name}": ${m.path} is already loaded as ${samePath}`,
+        params: { fix: 'two routes cannot share a model file (each swaps its own); copy it, or point both subscriptions at one model' },
+      });
+    }
+  });
+  const used = new Set<string>();
+  config.subscriptions.forEach((sub, i) => {
+    const model = sub.model ?? config.model.name;
+    used.add(model);
+    if (!names.includes(model)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['subscriptions', i, 'model'],
+        message: `subscription ${i} (${sub.topic}) names model "${model}", which is not loaded (models: ${known})`,
+        params: { fix: `use one of ${known}${didYouMean(model, names)}, or add it to models[]` },
+      });
+    }
+  });
+  config.models.forEach((m, i) => {
+    if (!used.has(m.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['models', i],
+        message: `model "${m.name}" is named by no subscription, so nothing would reach it`,
+        params: { fix: `set model: ${m.name} on the subscriptions it should score, or remove it` },
+      });
+    }
+  });
 });
 
 /** Keys renamed in this release, by dotted path: the loader names the new key instead of guessing. */

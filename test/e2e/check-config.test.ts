@@ -158,4 +158,24 @@ describe('check-config and run: every problem in one run, the model\'s included 
     ]);
     expect(code).toBe(2);
   });
+
+  it('several models: each model file is checked against its own subscriptions, every problem naming its model', async () => {
+    const path = writeConfig('', {
+      model: { name: 'pump', path: MODEL },
+      models: [{ name: 'compressor', path: '/nonexistent/compressor.onnx' }],
+      subscriptions: [
+        { topic: 'pumps/+/temp', format: 'number', channel: 'temp' },
+        { topic: 'compressors/+/telemetry', model: 'compressor' },
+      ],
+    });
+    const { code, stderr } = await runCli(['check-config', '--config', path]);
+    const lines = stderrLines(stderr);
+    expect(lines).toContain(
+      `${path}: subscriptions.0.channel: "temp" is not one of model "pump"'s channels (vibration, current, pressure, temperature, flow) — fix: use one of them`,
+    );
+    expect(lines).toContain(
+      `${path}: models.0.path: model "compressor": /nonexistent/compressor.onnx does not exist — fix: train one with \`sentinel train\` or point models.0.path at a model`,
+    );
+    expect(code).toBe(2);
+  });
 });

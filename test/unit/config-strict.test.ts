@@ -51,14 +51,16 @@ function objectPaths(): Array<[string[], z.ZodObject]> {
   return out;
 }
 
-/** A minimal valid input with `value` placed at `path` (list elements get a topic so only `value` is wrong). */
+/** A minimal valid input with `value` placed at `path` (list elements get their required keys so only `value` is wrong). */
 function inputWith(path: readonly string[], value: unknown): Record<string, unknown> {
   const root: Record<string, unknown> = { nodeName: 'n' };
   let node: Record<string, unknown> = root;
   for (let i = 0; i < path.length - 1; i++) {
     const key = path[i] as string;
     if (path[i + 1] === '0') {
-      const element: Record<string, unknown> = { topic: 'a/+' };
+      // A model in models[] needs its name, its path and a subscription that names it.
+      const element: Record<string, unknown> = key === 'models' ? { name: 'm', path: 'm.onnx' } : { topic: 'a/+' };
+      if (key === 'models') root.subscriptions = [{ topic: 'a/+', model: 'm' }];
       node[key] = [element];
       node = element;
       i++;
@@ -228,12 +230,14 @@ describe('config: allowed values', () => {
       'broker.protocolVersion',
       'log.level',
       'model.executionProviders.0',
+      'models.0.executionProviders.0',
       'queue.dropPolicy',
       'subscriptions.0.format',
       'subscriptions.0.qos',
     ]);
     for (const [path] of choices) {
-      const input = path[1] === 'executionProviders' ? { nodeName: 'n', model: { executionProviders: ['nope'] } } : inputWith(path, 'nope');
+      const input =
+        path.at(-2) === 'executionProviders' ? inputWith(path.slice(0, -1), ['nope']) : inputWith(path, 'nope');
       const [problem, ...rest] = checkConfig(input, 'f').problems;
       expect(rest, path.join('.')).toEqual([]);
       expect(problem?.message, path.join('.')).toMatch(/^must be one of .+, .+ \(got "nope"\)$/);
