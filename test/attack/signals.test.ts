@@ -176,13 +176,13 @@ describe('SIGHUP', () => {
     await waitForMetric(d.port, 'sentinel_windows_scored_total', 1);
 
     d.cli.child.kill('SIGHUP');
-    await waitForLog(d, (m) => m === 'SIGHUP: re-reading the model file', 1, 'SIGHUP logged');
+    await waitForLog(d, (m) => m === 'SIGHUP: re-reading the model files', 1, 'SIGHUP logged');
     // A second SIGHUP while readings flow: scoring goes on across the reload.
     for (let i = 0; i < 10; i++) {
       if (i === 5) d.cli.child.kill('SIGHUP');
       await pub.publishAsync(topic, telemetry(sim), { qos: 1 });
     }
-    await waitForLog(d, (m) => m === 'SIGHUP: re-reading the model file', 2, 'second SIGHUP logged');
+    await waitForLog(d, (m) => m === 'SIGHUP: re-reading the model files', 2, 'second SIGHUP logged');
     const text = await waitForMetric(d.port, 'sentinel_windows_scored_total', 11);
     await sleep(500);
     expect(d.cli.child.exitCode).toBeNull();

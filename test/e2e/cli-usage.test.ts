@@ -7,7 +7,7 @@ import { DEFAULT_MODEL } from '../support/model.js';
 
 const packageVersion = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 const onnxruntimeVersion = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
-const commands = ['run', 'check-config', 'train', 'evaluate', 'eval-skab', 'demo'];
+const commands = ['run', 'check-config', 'train', 'evaluate', 'eval-skab', 'demo', 'promote', 'rollback'];
 
 describe('sentinel CLI: version, usage and argument errors', () => {
   it.each(['--version', '-V'])('%s prints the version, the revision and the onnxruntime-node version, exit 0', async (flag) => {
