@@ -6,6 +6,7 @@ import type { LatencyResults } from './sections/latency.js';
 import type { MemoryResults } from './sections/memory.js';
 import type { ModelResults } from './sections/model.js';
 import type { OverloadResults } from './sections/overload.js';
+import type { RoutesResults } from './sections/routes.js';
 import type { ThroughputResults } from './sections/throughput.js';
 import type { BenchSettings } from './settings.js';
 
@@ -37,6 +38,7 @@ export interface BenchResults {
   model?: ModelResults;
   hotpath?: HotpathStep[];
   throughput?: ThroughputResults;
+  routes?: RoutesResults;
   latency?: LatencyResults;
   overload?: OverloadResults;
   memory?: MemoryResults;
@@ -53,14 +55,23 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
   const out: TargetCheck[] = [];
   for (const c of r.throughput?.comparisons ?? []) {
     out.push({
-      target: `throughput ≥ 0.9× baseline (${c.broker}, QoS ${c.qos})`,
+      target: `throughput ≥ 0.9× baseline (${c.broker}, ${c.format}, QoS ${c.qos})`,
       measured: `${fixed(c.throughputRatio)}× (${int(c.daemonRate)} vs ${int(c.baselineRate)} msg/s)`,
       met: c.throughputRatio >= 0.9,
     });
     out.push({
-      target: `CPU/message ≤ 1.5× baseline (${c.broker}, QoS ${c.qos})`,
+      target: `CPU/message ≤ 1.5× baseline (${c.broker}, ${c.format}, QoS ${c.qos})`,
       measured: `${fixed(c.cpuRatio)}× (${fixed(c.comparedDaemonCpuPer100k)} vs ${fixed(c.comparedBaselineCpuPer100k)} CPU s/100k${c.broker === 'embedded' ? ', broker included on both sides' : ''})`,
       met: c.cpuRatio <= 1.5,
+    });
+  }
+  const one = r.routes?.comparisons.find((x) => x.setup === 'one model');
+  for (const c of r.routes?.comparisons ?? []) {
+    if (c.setup === 'one model') continue;
+    out.push({
+      target: `CPU/message ≤ 1.3× one model (${c.setup}, ${r.routes?.format}, QoS ${r.routes?.qos})`,
+      measured: `${fixed(c.cpuRatio)}× (${fixed(c.cpuPer100k)} vs ${fixed(one?.cpuPer100k)} CPU s/100k)`,
+      met: c.cpuRatio <= 1.3,
     });
   }
   if (r.latency) {
@@ -141,16 +152,19 @@ export function markdown(r: BenchResults): string {
       '',
       '## Throughput and CPU: baseline (bare mqtt.js subscriber, JSON.parse only) vs daemon',
       '',
-      `${int(r.settings.messages)} messages per run over ${int(r.settings.streams)} streams (5-channel json-values), publisher in its own process; ` +
+      `${int(r.settings.messages)} messages per run over ${int(r.settings.streams)} streams, publisher in its own process; ` +
+        `${r.throughput.formats.map((f) => `${f.format}: ${f.channels}-channel model "${f.model}", window ${f.window}`).join('; ')}` +
+        `${r.settings.fillWindows ? ' (every stream\'s window filled before the measured messages, so each of them completes a window)' : ' (fresh streams: the first readings of each fill its window)'}. ` +
         'CPU = utime+stime of the consumer process from /proc, per message received. The daemon\'s msg/s count readings it kept ' +
         '(received − rejected − dropped by the QoS 0 drop policy). With the embedded broker aedes runs inside the daemon and hands it telemetry ' +
         'in-process, so the CPU ratio compares the daemon process (broker + pipeline) with the baseline\'s broker share (measured while ' +
         'the daemon process only brokered for the baseline) plus the baseline subscriber.',
       '',
       table(
-        ['broker', 'QoS', 'baseline msg/s', 'daemon msg/s', 'ratio', 'baseline CPU s/100k', 'daemon CPU s/100k', 'broker CPU s/100k', 'compared: baseline / daemon', 'CPU ratio', 'daemon dropped (QoS 0)', 'QoS 1 lost'],
+        ['broker', 'format', 'QoS', 'baseline msg/s', 'daemon msg/s', 'ratio', 'baseline CPU s/100k', 'daemon CPU s/100k', 'broker CPU s/100k', 'compared: baseline / daemon', 'CPU ratio', 'daemon dropped (QoS 0)', 'QoS 1 lost'],
         r.throughput.comparisons.map((c) => [
           c.broker,
+          c.format,
           String(c.qos),
           int(c.baselineRate),
           int(c.daemonRate),
@@ -168,8 +182,44 @@ export function markdown(r: BenchResults): string {
       table(
         ['run', 'kept/acked', 'steady msg/s', 'overall msg/s', 'publisher msg/s', 'CPU s/100k received', 'publisher CPU s/100k', 'windows scored', 'mean batch', 'dropped', 'rejected'],
         r.throughput.runs.flatMap((run) => [
-          [`${run.broker} QoS ${run.qos} #${run.repeat} baseline`, `${run.baseline.received}/${run.baseline.acked}`, int(run.baseline.rate), int(run.baseline.overallRate), int(run.baseline.publisherRate), fixed(run.baseline.cpuPer100k), fixed(run.baseline.publisherCpuPer100k), '–', '–', '–', '–'],
-          [`${run.broker} QoS ${run.qos} #${run.repeat} daemon`, `${run.daemon.received}/${run.daemon.acked}`, int(run.daemon.rate), int(run.daemon.overallRate), int(run.daemon.publisherRate), fixed(run.daemon.cpuPer100kReceived), fixed(run.daemon.publisherCpuPer100k), int(run.daemon.windowsScored), fixed(run.daemon.meanBatch, 1), int(run.daemon.dropped), int(run.daemon.rejected)],
+          [`${run.broker} ${run.format} QoS ${run.qos} #${run.repeat} baseline`, `${run.baseline.received}/${run.baseline.acked}`, int(run.baseline.rate), int(run.baseline.overallRate), int(run.baseline.publisherRate), fixed(run.baseline.cpuPer100k), fixed(run.baseline.publisherCpuPer100k), '–', '–', '–', '–'],
+          [`${run.broker} ${run.format} QoS ${run.qos} #${run.repeat} daemon`, `${run.daemon.received}/${run.daemon.acked}`, int(run.daemon.rate), int(run.daemon.overallRate), int(run.daemon.publisherRate), fixed(run.daemon.cpuPer100kReceived), fixed(run.daemon.publisherCpuPer100k), int(run.daemon.windowsScored), fixed(run.daemon.meanBatch, 1), int(run.daemon.dropped), int(run.daemon.rejected)],
+        ]),
+      ),
+    );
+  }
+  if (r.routes) {
+    const x = r.routes;
+    parts.push(
+      '',
+      `## Routes and shadow models: CPU per message against one model (${x.broker}, ${x.format}, QoS ${x.qos})`,
+      '',
+      `${int(r.settings.messages)} messages per run over ${int(x.streams)} single-channel streams (window ${x.window}, model family ${x.models.family}), ` +
+        'from two publishers, half the streams each on its own topic family, the same for every setup. ' +
+        '"one model": one subscription over both families; "two routes": one subscription per family, each naming its own model (two files, the same model); ' +
+        '"live + shadow": one model with a candidate (`<model>.candidate.onnx`) scoring every batch in shadow; ' +
+        `the candidate was trained on ${x.models.candidateData}. ` +
+        'The setups run in turn within each repeat; medians are reported. Checked on each daemon\'s /metrics: ' +
+        x.checks.join('; ') +
+        '.',
+      '',
+      table(
+        ['setup', 'msg/s', 'CPU s/100k', 'CPU ratio to one model', 'msg/s ratio', 'QoS 1 lost'],
+        x.comparisons.map((c) => [c.setup, int(c.rate), fixed(c.cpuPer100k), fixed(c.cpuRatio), fixed(c.throughputRatio), String(c.lostQos1)]),
+      ),
+      '',
+      table(
+        ['run', 'received/acked', 'steady msg/s', 'CPU s/100k received', 'windows scored', 'by model', 'shadow windows scored', 'mean batch', 'rejected'],
+        x.runs.map((run) => [
+          `${run.setup} #${run.repeat}`,
+          `${run.messagesReceived}/${run.measurement.acked}`,
+          int(run.measurement.rate),
+          fixed(run.cpuPer100kReceived),
+          int(run.windowsScored),
+          Object.entries(run.windowsByModel).map(([m, n]) => `${m} ${int(n)}`).join(', '),
+          int(run.shadowWindowsScored),
+          fixed(run.meanBatch, 1),
+          int(run.rejected),
         ]),
       ),
     );

@@ -11,6 +11,7 @@ import { runLatency } from './sections/latency.js';
 import { runMemory } from './sections/memory.js';
 import { runModel } from './sections/model.js';
 import { runOverload } from './sections/overload.js';
+import { runRoutes } from './sections/routes.js';
 import { runThroughput } from './sections/throughput.js';
 import { readSettings, type SectionName } from './settings.js';
 
@@ -75,9 +76,12 @@ async function main(): Promise<number> {
     await section('throughput', async () => {
       results.throughput = await runThroughput(ctx);
     });
-    // "Sustained" = the daemon's QoS 1 rate through the first broker, measured above.
+    await section('routes', async () => {
+      results.routes = await runRoutes(ctx);
+    });
+    // "Sustained" = the daemon's QoS 1 rate for json-values (what latency and overload publish) through the first broker, measured above.
     const first = settings.brokers[0];
-    const sustained = results.throughput?.comparisons.find((c) => c.broker === first && c.qos === 1)?.daemonRate ?? null;
+    const sustained = results.throughput?.comparisons.find((c) => c.broker === first && c.format === 'json-values' && c.qos === 1)?.daemonRate ?? null;
     await section('latency', async () => {
       results.latency = await runLatency(ctx, sustained);
     });

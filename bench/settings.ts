@@ -1,14 +1,18 @@
 /** Bench settings from the environment: every duration and size can be changed, BENCH_QUICK=1 shrinks them all. */
 
-export const sectionNames = ['model', 'hotpath', 'throughput', 'latency', 'overload', 'memory'] as const;
+export const sectionNames = ['model', 'hotpath', 'throughput', 'routes', 'latency', 'overload', 'memory'] as const;
 export type SectionName = (typeof sectionNames)[number];
 export const brokerKinds = ['mosquitto', 'embedded'] as const;
 export type BrokerKind = (typeof brokerKinds)[number];
+/** Telemetry formats the throughput comparisons run: every channel in one message, or one value per topic. */
+export const benchFormats = ['json-values', 'json-value'] as const;
+export type BenchFormat = (typeof benchFormats)[number];
 
 export interface BenchSettings {
   quick: boolean;
   sections: SectionName[];
   brokers: BrokerKind[];
+  formats: BenchFormat[];
   /** An already running broker to use instead of starting our own mosquitto (e.g. mqtt://127.0.0.1:1883). */
   mqttUrl: string | null;
   /** Messages per throughput run (baseline and daemon each). */
@@ -17,6 +21,8 @@ export interface BenchSettings {
   streams: number;
   /** Baseline/daemon pairs per broker and QoS; the median pair is reported. */
   repeats: number;
+  /** Fill every stream's window before the measured messages, so each measured reading completes a window (long-lived sensors). */
+  fillWindows: boolean;
   /** Most unacknowledged publishes the publisher keeps in flight. */
   publisherWindow: number;
   latencySeconds: number;
@@ -58,10 +64,12 @@ export function readSettings(): BenchSettings {
     quick,
     sections: list('BENCH_SECTIONS', sectionNames),
     brokers: list('BENCH_BROKERS', brokerKinds),
+    formats: list('BENCH_FORMATS', benchFormats),
     mqttUrl: process.env.BENCH_MQTT_URL?.trim() || null,
     messages: num('BENCH_MESSAGES', quick ? 20_000 : 120_000),
     streams: num('BENCH_STREAMS', 1000),
     repeats: Math.max(1, Math.round(num('BENCH_REPEATS', quick ? 1 : 3))),
+    fillWindows: process.env.BENCH_FILL_WINDOWS !== '0',
     publisherWindow: num('BENCH_PUBLISHER_WINDOW', 1000),
     latencySeconds: num('BENCH_LATENCY_SECONDS', quick ? 6 : 20),
     latencyRate: num('BENCH_LATENCY_RATE', 0),

@@ -12,6 +12,7 @@ let source: TelemetrySource;
 let topics: string[];
 let total = 0;
 let baseTs = 0;
+let firstRound = 0;
 
 const faultStarts = new Map<string, number>();
 const alertArrivals = new Map<string, { arrived: number; decided: number }>();
@@ -20,10 +21,11 @@ const alerts = { raised: 0, resolved: 0 };
 async function prepare(j: PublisherJob): Promise<void> {
   job = j;
   total = j.messages ?? Math.ceil(((j.rate ?? 0) * (j.durationMs ?? 0)) / 1000);
-  source = new TelemetrySource(j.format, j.streams, Math.ceil(total / j.streams) + 1, j.seed);
+  firstRound = j.firstRound ?? 0;
+  source = new TelemetrySource(j.format, j.streams, firstRound + Math.ceil(total / j.streams) + 1, j.seed);
   topics = Array.from({ length: j.streams }, (_, s) => `${j.topicPrefix}/s${s}/${j.topicSuffix}`);
   // One reading per second per stream, ending before now, so record times look like live telemetry.
-  baseTs = Date.now() - Math.ceil(total / j.streams) * 1000;
+  baseTs = j.baseTs ?? Date.now() - (firstRound + Math.ceil(total / j.streams)) * 1000;
   client = await mqtt.connectAsync(j.url, { protocolVersion: j.protocolVersion, clientId: j.clientId, clean: true, reconnectPeriod: 0 });
   if (j.alertFilter) {
     client.on('message', (_topic, payload) => {
@@ -73,7 +75,7 @@ function run(): Promise<PublisherResult> {
     };
     const publish = (k: number): void => {
       const s = k % streams;
-      const round = Math.floor(k / streams);
+      const round = firstRound + Math.floor(k / streams);
       let spike = false;
       if (pendingFaults.has(s)) {
         pendingFaults.delete(s);

@@ -17,6 +17,10 @@ export interface PublisherJob {
   topicSuffix: string;
   streams: number;
   format: PayloadFormat;
+  /** Round (reading index per stream) of the first message: a job that carries on where an earlier one left off. Default 0. */
+  firstRound?: number;
+  /** Record time of round 0, epoch ms (one round per second); default: the last round ends before now. */
+  baseTs?: number;
   /** Flood: publish this many messages as fast as the window allows. */
   messages?: number;
   /** Paced: this many messages per second for durationMs. */

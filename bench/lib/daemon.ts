@@ -157,9 +157,10 @@ export class DaemonProcess {
 
 /**
  * /readyz turns 200 on CONNACK, before the SUBACK: publish a probe reading until the daemon counts it,
- * so no measured message can arrive before the subscription exists.
+ * so no measured message can arrive before the subscription exists. With `filter`, only what that
+ * subscription received counts (a daemon with several subscriptions is probed once per filter).
  */
-export async function awaitSubscribed(daemon: DaemonProcess, protocolVersion: 4 | 5, topic: string, payload: string): Promise<void> {
+export async function awaitSubscribed(daemon: DaemonProcess, protocolVersion: 4 | 5, topic: string, payload: string, filter?: string): Promise<void> {
   const { default: mqtt } = await import('mqtt');
   const client = await mqtt.connectAsync(daemon.brokerUrl, { protocolVersion, clientId: `bench-probe-${process.pid}`, clean: true });
   try {
@@ -167,7 +168,8 @@ export async function awaitSubscribed(daemon: DaemonProcess, protocolVersion: 4 
       async () => {
         await client.publishAsync(topic, payload, { qos: 1 });
         await sleep(50);
-        return (await daemon.metrics()).sum('sentinel_messages_received_total') > 0;
+        const metrics = await daemon.metrics(['sentinel_messages_received_total']);
+        return (filter === undefined ? metrics.sum('sentinel_messages_received_total') : metrics.sumWhere('sentinel_messages_received_total', { subscription: filter })) > 0;
       },
       15_000,
       'the daemon to receive a probe message',

@@ -135,6 +135,27 @@ export async function measure(
   }
 }
 
+/**
+ * Publishes the first `rounds` readings of every stream of the jobs and waits until the consumer has
+ * taken them and gone idle, so every stream's window is full: from then on each reading completes a
+ * window, as with long-lived sensors. Returns the jobs that carry on from there (same data, later
+ * record times); with rounds ≤ 0, the jobs unchanged.
+ */
+export async function fillWindows(consumer: Consumer, jobs: PublisherJob[], rounds: number): Promise<PublisherJob[]> {
+  if (rounds <= 0) return jobs;
+  const measured = jobs.map((job) => ({
+    ...job,
+    firstRound: rounds,
+    baseTs: Date.now() - (rounds + Math.ceil((job.messages ?? 0) / job.streams)) * 1000,
+  }));
+  await measure(
+    consumer,
+    null,
+    measured.map((job) => ({ ...job, clientId: `${job.clientId}-fill`, firstRound: 0, messages: job.streams * rounds })),
+  );
+  return measured;
+}
+
 /** Slope of the received count between the 10 % and 90 % marks, each interpolated between samples. */
 function steadyRate(samples: Array<{ t: number; n: number }>, total: number): number {
   const at = (target: number): number => {

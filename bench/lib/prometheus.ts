@@ -38,6 +38,15 @@ export class MetricsSnapshot {
     return total;
   }
 
+  /** Sum of the series of a metric whose labels include all of `labels`. */
+  sumWhere(name: string, labels: Record<string, string>): number {
+    let total = 0;
+    for (const s of this.samples) {
+      if (s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value)) total += s.value;
+    }
+    return total;
+  }
+
   has(name: string): boolean {
     return this.samples.some((s) => s.name === name);
   }

@@ -34,7 +34,7 @@ export class TelemetrySource {
         this.spikes[i] = `{"vibration":${f((v[0] as number) + SPIKE)},${rest}`;
       }
     } else {
-      // The shape the bench's one-channel model is trained on (see sineTable in sections/memory.ts).
+      // The shape the bench's one-channel model is trained on (see lib/models.ts).
       const random = new SeededRandom(seed);
       for (let i = 0; i < length; i++) {
         const value = Math.sin(i / 10) + (random.uniform() - 0.5) * 0.2;

@@ -1,21 +1,18 @@
 /**
  * Memory: RSS of the daemon holding 100k active single-channel streams with window 32, scored by a
- * one-channel model trained on the spot with the project's trainer. Run twice: as the image runs it
- * (the Dockerfile's NODE_OPTIONS, a V8 heap cap) and with Node's defaults (no cap: V8 sizes the heap
- * from the host's memory and lets more garbage pile up between collections).
+ * one-channel model trained on the spot with the project's trainer (lib/models.ts). Run twice: as the
+ * image runs it (the Dockerfile's NODE_OPTIONS, a V8 heap cap) and with Node's defaults (no cap: V8
+ * sizes the heap from the host's memory and lets more garbage pile up between collections).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTable } from '../../src/offline/data/table.js';
-import { SeededRandom } from '../../src/offline/sim/random.js';
-import { trainModel } from '../../src/offline/train/trainer.js';
-import { writeModelFiles } from '../../src/offline/train/write-model.js';
 import type { BenchContext } from '../context.js';
+import { SINE_WINDOW } from '../lib/models.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';
 import { memory, sleep } from '../../test/support/proc.js';
 
-export const MEMORY_WINDOW = 32;
+export const MEMORY_WINDOW = SINE_WINDOW;
 
 export interface MemoryRun {
   /** "as deployed" (the Dockerfile's NODE_OPTIONS) or "Node defaults". */
@@ -50,19 +47,10 @@ export function deployedNodeArgs(): string[] {
   return (found[1] as string).split(/\s+/).filter((a) => a.length > 0);
 }
 
-/** A seeded sine with noise, the same shape lib/telemetry.ts publishes for json-value streams. */
-function sineTable(rows: number): Buffer {
-  const random = new SeededRandom(32);
-  const lines = ['ts,value'];
-  for (let i = 0; i < rows; i++) lines.push(`${i * 1000},${(Math.sin(i / 10) + (random.uniform() - 0.5) * 0.2).toFixed(5)}`);
-  return Buffer.from(lines.join('\n') + '\n');
-}
-
 export async function runMemory(ctx: BenchContext): Promise<MemoryResults> {
   const { settings } = ctx;
   const broker = settings.brokers[0] ?? 'mosquitto';
-  const trained = trainModel(parseTable(sineTable(2000), 'bench-sine.csv'), { window: MEMORY_WINDOW, name: 'bench-sine', createdAt: '2026-01-01T00:00:00.000Z' });
-  const { modelPath } = writeModelFiles(join(ctx.dir, 'bench-sine.onnx'), trained.onnx, trained.manifest);
+  const modelPath = ctx.sineModel().path;
   const runs = [
     await runOnce(ctx, broker, modelPath, 'as deployed', deployedNodeArgs()),
     await runOnce(ctx, broker, modelPath, 'Node defaults', []),
