@@ -4,6 +4,11 @@
  * in reverse, so intake stops first and the broker link disconnects after the last alert is flushed.
  */
 import type { Status } from './alert/alert.js';
+import type { DriftSnapshot } from './drift/snapshot.js';
+import type { SparkplugRejectReason } from './ingest/sparkplug/host.js';
+import type { SparkplugCountedEvent } from './ingest/sparkplug/sparkplug-ingest.js';
+import { SparkplugStage } from './ingest/sparkplug/sparkplug-stage.js';
+import type { Scorer } from './model/scorer.js';
 import { AlertStage } from './alert/alert-stage.js';
 import { MAX_TOPIC_BYTES } from './alert/publisher.js';
 import { BrokerLink } from './broker/link.js';
@@ -34,9 +39,14 @@ export function compileRules(config: Config): Subscription[] {
       `alert.prefix: "<prefix>/<streamId>" can exceed the MQTT topic limit of ${MAX_TOPIC_BYTES} bytes with ingest.maxStreamIdBytes ${ingest.maxStreamIdBytes} — fix: shorten alert.prefix or lower ingest.maxStreamIdBytes`,
     );
   }
-  const names = nodeName + alert.statusPrefix + alert.prefix;
+  if (utf8Length(config.drift.prefix) + 1 + ingest.maxStreamIdBytes > MAX_TOPIC_BYTES) {
+    throw new Error(
+      `drift.prefix: "<prefix>/<streamId>" can exceed the MQTT topic limit of ${MAX_TOPIC_BYTES} bytes with ingest.maxStreamIdBytes ${ingest.maxStreamIdBytes} — fix: shorten drift.prefix or lower ingest.maxStreamIdBytes`,
+    );
+  }
+  const names = nodeName + alert.statusPrefix + alert.prefix + config.drift.prefix;
   if (utf8Length(alert.statusPrefix) + 1 + utf8Length(nodeName) > MAX_TOPIC_BYTES || names.includes('+') || names.includes('#') || names.includes('\u0000')) {
-    throw new Error('alert.statusPrefix / nodeName: the status topic must be at most 65535 bytes with no "+", "#" or NUL — fix: shorten them, or remove those characters');
+    throw new Error('alert.statusPrefix / nodeName: the status topic must be at most 65535 bytes, and no topic Sentinel publishes to (alert.prefix, alert.statusPrefix, drift.prefix, nodeName) may hold "+", "#" or NUL — fix: shorten them, or remove those characters');
   }
   return config.subscriptions.map((sub, i) => compileSubscription(sub, i));
 }
@@ -93,6 +103,7 @@ export class Daemon {
       onDropped: (reason) => this.metrics.readingsDropped.labels(reason).inc(),
       onInternalError: (stage, err) => this.internalError(stage, err),
       onSwapped: () => void this.link?.publishStatus('online'),
+      onDrift: (event) => this.link?.publishEvent(`${config.drift.prefix}/${event.streamId}`, event),
     };
     const specs = routeSpecs(config);
     this.routes = specs.map((spec) => new Route(spec, config, log, this.warner, this.metrics, hooks));
@@ -197,11 +208,42 @@ export class Daemon {
 
     for (const route of this.routes) await stages.start(route.pipeline());
     await stages.start(this.ingestFor(subscriptions, link));
+    if (config.sparkplug.enabled) await stages.start(this.sparkplugStage());
     for (const route of this.routes) {
       await stages.start(route.watcher);
       await stages.start(route.candidateWatcher);
     }
     await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
+  }
+
+  /** The Sparkplug B host, feeding the route of `sparkplug.model` (see src/ingest/sparkplug/). */
+  private sparkplugStage(): SparkplugStage {
+    const { config, metrics } = this;
+    const name = config.sparkplug.model ?? config.model.name;
+    const route = this.routes.find((r) => r.name === name) as Route;
+    const rejected = (reason: SparkplugRejectReason) => metrics.sparkplugRejected.labels(reason);
+    const events = (event: SparkplugCountedEvent) => metrics.sparkplugEvents.labels(event);
+    const stage = new SparkplugStage(
+      config,
+      () => ({ sink: route.pipeline(), channels: (route.serving as Scorer).manifest.channels }),
+      {
+        onRejected: (reason, detail) => {
+          rejected(reason).inc();
+          this.warner.warn(`sparkplug:${reason}`, { reason, detail: detail.slice(0, 300) }, 'rejected Sparkplug input');
+        },
+        onStale: (streamId) => route.running?.markStale(streamId),
+        onRebirthRequested: (node, cause) => this.log.info({ group: node.group, edgeNode: node.edgeNode, cause }, 'Sparkplug rebirth requested'),
+        counters: { inc: (event, count) => events(event).inc(count) },
+        onSubscribeFailed: (err) => this.log.error({ err: err.message }, 'the broker refused a Sparkplug subscription: check its ACL for this client'),
+        onError: (err) => this.internalError('ingest', err),
+      },
+      this.log.child({ stage: 'sparkplug' }),
+    );
+    metrics.addCollector(() => {
+      const host = stage.host;
+      if (host !== null) metrics.sparkplugEdgeNodes.set(host.edgeNodeCount);
+    });
+    return stage;
   }
 
   private ingestFor(subscriptions: Subscription[], link: BrokerLink): MqttIngest {
@@ -297,9 +339,20 @@ export class Daemon {
         const serving = route.serving;
         return serving ? [{ model: route.name, name: serving.manifest.name, version: serving.manifest.version, provider: serving.provider }] : [];
       }),
+      ...(this.config.drift.enabled ? { drift: this.driftSnapshots() } : {}),
       startedAt: this.startedAt,
       updatedAt: now,
     };
+  }
+
+  /** Each running route's drift snapshot, by model name. */
+  private driftSnapshots(): Record<string, DriftSnapshot> {
+    const out: Record<string, DriftSnapshot> = {};
+    for (const route of this.routes) {
+      const snapshot = route.running?.driftSnapshot();
+      if (snapshot) out[route.name] = snapshot;
+    }
+    return out;
   }
 
   private jobs(): Job[] {
@@ -347,7 +400,10 @@ export class Daemon {
   }
 
   private async logSummary(): Promise<void> {
-    this.log.info(await this.totals(), 'summary');
+    const drifting = this.config.drift.enabled ? Object.entries(this.driftSnapshots()).filter(([, s]) => s.bands.moderate + s.bands.severe + s.quality.poor > 0) : [];
+    // The most drifting streams only while some stream is out of its bands: a quiet node logs a short line.
+    const drift = drifting.length > 0 ? { drift: Object.fromEntries(drifting.map(([model, s]) => [model, { bands: s.bands, quality: s.quality, top: s.top }])) } : {};
+    this.log.info({ ...(await this.totals()), ...drift }, 'summary');
   }
 
   /**

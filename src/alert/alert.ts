@@ -1,6 +1,7 @@
 /** Wire payloads out: the alert and status schemas, and the alert builder. */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { driftSnapshotSchema } from '../drift/snapshot.js';
 
 export const alertSchema = z.object({
   eventId: z.string().regex(/^[0-9a-f]{32}$/).describe('dedup key: the same decision always has the same id'),
@@ -18,6 +19,16 @@ export const alertSchema = z.object({
   thresholds: z.object({ raise: z.number(), clear: z.number() }),
   model: z.object({ name: z.string(), version: z.string() }),
   topChannels: z.array(z.object({ channel: z.string(), contribution: z.number() })),
+  evidence: z
+    .array(
+      z.object({
+        test: z.string().describe('the model\'s test that fired, e.g. level, spike, noise, stuck'),
+        score: z.number().describe('its score, on the scale of the thresholds'),
+        channels: z.array(z.string()).describe('the channels it fired on (at or above the raise threshold), or its largest one'),
+      }),
+    )
+    .optional()
+    .describe('raised only, for models that declare per-test outputs: every test at or above the raise threshold, largest first'),
 });
 export type Alert = z.infer<typeof alertSchema>;
 
@@ -32,6 +43,10 @@ export const statusSchema = z.object({
     .array(z.object({ model: z.string(), name: z.string(), version: z.string(), provider: z.string() }))
     .optional()
     .describe('every model by its name in the config (`model`), with its manifest name, version and execution provider'),
+  drift: z
+    .record(z.string(), driftSnapshotSchema)
+    .optional()
+    .describe('per model (its name in the config): streams by drift and input-quality band, and the most drifting ones'),
   startedAt: z.string(),
   updatedAt: z.string(),
 });
@@ -54,6 +69,37 @@ export function finiteScore(score: number): number {
 export function isoTime(ms: number): string {
   const date = new Date(ms);
   return Number.isNaN(date.getTime()) ? new Date(ms > 0 ? 8.64e15 : -8.64e15).toISOString() : date.toISOString();
+}
+
+/**
+ * The tests of window `b` at or above `raise`, largest first, each with the channels it fired on (or
+ * its largest channel, for a test that fires on a sum, such as T² + Q). Empty when none reaches it.
+ */
+export function testEvidence(
+  names: readonly string[],
+  channels: readonly string[],
+  tests: Float32Array,
+  testChannels: Float32Array,
+  b: number,
+  raise: number,
+): NonNullable<Alert['evidence']> {
+  const t = names.length;
+  const c = channels.length;
+  const out: NonNullable<Alert['evidence']> = [];
+  for (let k = 0; k < t; k++) {
+    const score = finiteScore(tests[b * t + k] as number);
+    if (!(score >= raise)) continue;
+    const base = (b * t + k) * c;
+    const fired: string[] = [];
+    let top = 0;
+    for (let j = 0; j < c; j++) {
+      const v = testChannels[base + j] as number;
+      if (v >= raise) fired.push(channels[j] as string);
+      if (v > (testChannels[base + top] as number)) top = j;
+    }
+    out.push({ test: names[k] as string, score: Math.round(score * 1e6) / 1e6, channels: fired.length > 0 ? fired : [channels[top] as string] });
+  }
+  return out.sort((x, y) => y.score - x.score);
 }
 
 /** The `count` channels with the largest contribution, largest first. */

@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   log?: (...args: unknown[]) => void;
   /** Where re-reading the credential files reports a change, and files it cannot use (once per change of state). */
   logger: Pick<Logger, 'info' | 'warn'>;
+  /** Options that win over the daemon's (the Sparkplug host's clean session, client id and will); `properties` are merged. */
+  overrides?: Partial<IClientOptions>;
 }
 
 /** The largest packet MQTT can describe (a four-byte remaining length, plus the fixed header). */
@@ -83,6 +85,11 @@ export function clientOptions(broker: Config['broker'], options: ConnectionOptio
         }
       : undefined,
   };
+  if (options.overrides !== undefined) {
+    const { properties, ...rest } = options.overrides;
+    Object.assign(out, rest);
+    if (properties !== undefined && out.properties !== undefined) out.properties = { ...out.properties, ...properties };
+  }
   if (broker.username !== undefined) out.username = broker.username;
   if (broker.password !== undefined) out.password = broker.password;
   for (const { field, path, key } of credentialFiles(broker)) out[key] = readSecretFile(path, field);

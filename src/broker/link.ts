@@ -117,6 +117,18 @@ export class BrokerLink implements Stage {
     return publishStatus(client, this.statusTopic, this.status(state)).catch((err: Error) => this.log.warn({ err: err.message }, 'status publish failed'));
   }
 
+  /**
+   * Publishes an event (a drift band change) at QoS 1, not retained and not journalled: it describes
+   * the present, so one lost while the broker is away is superseded by the status message. Never rejects.
+   */
+  publishEvent(topic: string, payload: unknown): void {
+    const client = this.mqttClient;
+    if (client === null || !this.up) return;
+    client.publish(topic, JSON.stringify(payload), { qos: 1 }, (err) => {
+      if (err) this.warner.warn('event-publish', { err: err.message, topic: topic.slice(0, 200) }, 'event publish failed');
+    });
+  }
+
   /** Resolves when the connection closes (at once when it is not up). */
   untilDisconnected(): Promise<void> {
     const client = this.mqttClient;

@@ -26,6 +26,7 @@ const trainOptions = {
   window: { type: 'string' },
   channels: { type: 'string' },
   cooldown: { type: 'string' },
+  family: { type: 'string' },
 } as const;
 export const trainSpec = {
   name: 'train',
@@ -38,6 +39,7 @@ export const trainSpec = {
     ['--window N', 'rows per window, a whole number in 1..4096 (default 20)'],
     ['--channels a,b,...', 'the channels to use, in this order (default: every sensor column)'],
     ['--cooldown SECONDS', 'after a resolve, no new alert on the stream for this long, >= 0 (default 0)'],
+    ['--family NAME', 'window-pca-t2q (default) or baseline-tests (per-stream baselines and a test per fault kind; docs/models.md)'],
   ],
 } satisfies CommandSpec<typeof trainOptions>;
 

@@ -1,6 +1,8 @@
 /** The daemon's configuration schema: the single source of truth for keys, defaults and docs. */
 import cron from 'node-cron';
 import { z } from 'zod';
+import { driftConfigSchema } from '../drift/config.js';
+import { sparkplugConfigSchema } from '../ingest/sparkplug/config.js';
 import { nearestName } from './nearest.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -207,6 +209,8 @@ const configShape = z.strictObject({
     .max(MAX_MODELS - 1)
     .default([])
     .describe('more models on this node, each scoring the subscriptions that name it; unset keys are taken from `model`'),
+  sparkplug: sparkplugConfigSchema.prefault({}).describe('Sparkplug B host application (docs/sparkplug.md)'),
+  drift: driftConfigSchema.prefault({}).describe('input drift and quality per stream, against the training statistics in the model manifest (docs/drift.md)'),
   outbox: z
     .strictObject({
       path: z
@@ -320,6 +324,26 @@ export const configSchema = configShape.superRefine((config, ctx) => {
       });
     }
   });
+  if (config.sparkplug.enabled) {
+    const model = config.sparkplug.model ?? config.model.name;
+    used.add(model);
+    if (!names.includes(model)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sparkplug', 'model'],
+        message: `names model "${model}", which is not loaded (models: ${known})`,
+        params: { fix: `use one of ${known}${didYouMean(model, names)}` },
+      });
+    }
+    if (config.broker.url === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sparkplug', 'enabled'],
+        message: 'the Sparkplug host needs the broker the edge nodes publish to, and broker.url is null (the embedded broker)',
+        params: { fix: 'set broker.url, or sparkplug.enabled: false' },
+      });
+    }
+  }
   config.models.forEach((m, i) => {
     if (!used.has(m.name)) {
       ctx.addIssue({

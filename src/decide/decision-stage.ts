@@ -2,7 +2,7 @@
  * The decision stage: scored windows → per-stream hysteresis → alerts. Every decision is judged by the
  * policy of the model that scored its window, and its alert names that model and its thresholds.
  */
-import { alertEventId, finiteScore, isoTime, topChannels, type Alert } from '../alert/alert.js';
+import { alertEventId, finiteScore, isoTime, testEvidence, topChannels, type Alert } from '../alert/alert.js';
 import type { WindowBatch } from '../batch/micro-batcher.js';
 import type { Manifest } from '../model/manifest.js';
 import type { ScoreOutput } from '../model/scorer.js';
@@ -103,6 +103,10 @@ export class DecisionStage {
       model: { name: model.name, version: model.version },
       topChannels: topChannels(model.channels, output.contributions, i * model.channels.length, this.options.topChannels),
     };
+    const tests = model.outputs.tests;
+    if (event === 'raised' && tests !== undefined && output.tests && output.testChannels) {
+      alert.evidence = testEvidence(tests.names, model.channels, output.tests, output.testChannels, i, model.policy.raiseThreshold);
+    }
     if (event === 'resolved') {
       alert.peakScore = finiteScore(this.decider.peakScore(streamId));
       alert.reason = 'score';

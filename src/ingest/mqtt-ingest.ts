@@ -118,6 +118,8 @@ export interface ReadingSink {
    * for QoS 1 that sends the PUBACK, and mqtt.js reads no further message until then — that is the backpressure.
    */
   offer(reading: Reading, qos: 0 | 1, ack: () => void): void;
+  /** A reading of this stream was turned away before it was offered (it counts against the stream's input quality). */
+  rejected?(streamId: string, reason: RejectReason): void;
 }
 
 /** Where a subscription's messages go: parsed with its model's channels, offered to its route's pipeline. */
@@ -236,6 +238,7 @@ export class MqttIngest implements Stage {
       if (qos === 0) {
         if (!this.limiter.allow(streamId, Date.now())) {
           this.hooks.onRejected('rate_limited', `stream ${streamId.slice(0, 64)} exceeds ingest.maxReadingsPerSecondPerStream`, topic);
+          this.targets[subscription.index]?.sink.rejected?.(streamId, 'rate_limited');
           done();
           return;
         }
@@ -280,6 +283,7 @@ export class MqttIngest implements Stage {
     const result = target.parser.parse(subscription.format, streamId, channel, bytes, Date.now(), performance.now());
     if (!result.ok) {
       this.hooks.onRejected(result.reason, result.detail, topic);
+      target.sink.rejected?.(streamId, result.reason);
       done();
       return;
     }

@@ -27,6 +27,51 @@ export const normalizationSchema = z.discriminatedUnion('kind', [
 ]);
 export type Normalization = z.infer<typeof normalizationSchema>;
 
+export const baselineSchema = z
+  .object({
+    version: z.literal(1).describe('version of the baseline rule (src/window/baseline.ts)'),
+    warmupRows: z.number().int().min(2).max(1_000_000).describe('rows each stream learns its location and scale from before its windows are scored'),
+    halfLifeRows: z
+      .number()
+      .int()
+      .min(1)
+      .nullable()
+      .describe('after warm-up, rows leaving the window update the baseline with this half-life (null: it stays as warm-up left it)'),
+    clip: finite.refine((v) => v > 0, { message: 'must be > 0' }).describe('a deviation updates the baseline by at most clip × scale'),
+    minScale: z.array(finite.refine((v) => v > 0, { message: 'must be > 0' })).describe('per channel: the smallest scale readings are divided by'),
+    maxHoldRows: z
+      .number()
+      .int()
+      .min(0)
+      .nullable()
+      .optional()
+      .describe('an open alert holds the baseline for at most this many rows, then it follows again (null or absent: as long as the alert is open)'),
+  })
+  .describe('per-stream baseline: the daemon keeps each stream\'s location and scale per channel and feeds the model (reading - location) / scale');
+export type BaselineSpec = z.infer<typeof baselineSchema>;
+
+/** Whether two baselines follow the same rule (warm-up, half-life, clip, hold), scale floors aside. */
+export function sameBaselineRule(a: BaselineSpec | undefined, b: BaselineSpec | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.version === b.version &&
+    a.warmupRows === b.warmupRows &&
+    a.halfLifeRows === b.halfLifeRows &&
+    a.clip === b.clip &&
+    (a.maxHoldRows ?? null) === (b.maxHoldRows ?? null) &&
+    a.minScale.length === b.minScale.length
+  );
+}
+
+
+/** Optional per-test outputs: each test's score and its per-channel evidence, for the alert's evidence. */
+export const testOutputsSchema = z.object({
+  names: z.array(z.string().min(1)).min(1).describe('test names, in output order (e.g. level, spike, noise, stuck)'),
+  scores: z.string().min(1).describe('output float32 [batch, tests]: each test\'s score, on the scale of the policy thresholds'),
+  channels: z.string().min(1).describe('output float32 [batch, tests, channels]: each test\'s score per channel'),
+});
+export type TestOutputs = z.infer<typeof testOutputsSchema>;
+
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(1),
@@ -42,6 +87,7 @@ export const manifestSchema = z
     outputs: z.object({
       score: z.string().min(1),
       contributions: z.string().min(1).optional(),
+      tests: testOutputsSchema.optional(),
     }),
     normalization: normalizationSchema,
     policy: decisionPolicySchema,
@@ -60,6 +106,7 @@ export const manifestSchema = z
         .describe('what the model was trained on, per channel; the daemon measures input drift against it (absent: no drift measure)'),
     }),
     calibration: z.record(z.string(), z.union([z.number(), z.string()])),
+    baseline: baselineSchema.optional(),
   })
   .superRefine((m, ctx) => {
     if (new Set(m.channels).size !== m.channels.length) {
@@ -74,6 +121,18 @@ export const manifestSchema = z
             message: `has ${m.training.stats[key].length} entries, expected one per channel (${m.channels.length})`,
           });
         }
+      }
+    }
+    if (m.baseline !== undefined) {
+      if (m.baseline.minScale.length !== m.channels.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['baseline', 'minScale'],
+          message: `has ${m.baseline.minScale.length} entries, expected one per channel (${m.channels.length})`,
+        });
+      }
+      if (m.normalization.kind !== 'graph') {
+        ctx.addIssue({ code: 'custom', path: ['baseline'], message: 'a per-stream baseline needs normalization {"kind": "graph"} (it replaces a fixed z-score)' });
       }
     }
     if (m.normalization.kind === 'zscore') {

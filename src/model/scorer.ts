@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { manifestPathFor, manifestSchema, type Manifest } from './manifest.js';
+import { manifestPathFor, manifestSchema, sameBaselineRule, type Manifest } from './manifest.js';
 
 export type ExecutionProvider = 'cuda' | 'cpu';
 
@@ -11,6 +11,10 @@ export interface ScoreOutput {
   scores: Float32Array;
   /** Per-channel contributions, [batch × channels] row-major, or null when the model has none. */
   contributions: Float32Array | null;
+  /** Each test's score, [batch × tests] row-major, when the manifest declares `outputs.tests`; else null. */
+  tests?: Float32Array | null;
+  /** Each test's score per channel, [batch × tests × channels], with `tests`. */
+  testChannels?: Float32Array | null;
 }
 
 /** What the batch stage needs from a model: its shape, and a scorer for a batch of windows. */
@@ -101,6 +105,7 @@ function checkSignature(session: ort.InferenceSession, manifest: Manifest): stri
   }
   const wanted: Array<[string, number]> = [[manifest.outputs.score, 1]];
   if (manifest.outputs.contributions) wanted.push([manifest.outputs.contributions, 2]);
+  if (manifest.outputs.tests) wanted.push([manifest.outputs.tests.scores, 2], [manifest.outputs.tests.channels, 3]);
   for (const [name, rank] of wanted) {
     const meta = session.outputMetadata.find((m) => m.name === name);
     if (!meta) problems.push(`no output named "${name}" (outputs: ${session.outputNames.join(', ')})`);
@@ -115,6 +120,7 @@ function checkSignature(session: ort.InferenceSession, manifest: Manifest): stri
 class OnnxScorer implements Scorer {
   private readonly windowSize: number;
   private readonly dims: [number, number, number];
+  private readonly tests: number;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -123,6 +129,7 @@ class OnnxScorer implements Scorer {
   ) {
     this.windowSize = manifest.window * manifest.channels.length;
     this.dims = [0, manifest.window, manifest.channels.length];
+    this.tests = manifest.outputs.tests?.names.length ?? 0;
   }
 
   async score(input: Float32Array, batch: number): Promise<ScoreOutput> {
@@ -141,7 +148,14 @@ class OnnxScorer implements Scorer {
       contribTensor && contribTensor.type === 'float32' && contribTensor.size === batch * channels
         ? (contribTensor.data as Float32Array)
         : null;
-    return { scores: scoreTensor.data as Float32Array, contributions };
+    const declared = this.manifest.outputs.tests;
+    if (declared === undefined) return { scores: scoreTensor.data as Float32Array, contributions };
+    const testTensor = out[declared.scores];
+    const channelTensor = out[declared.channels];
+    const tests = testTensor && testTensor.type === 'float32' && testTensor.size === batch * this.tests ? (testTensor.data as Float32Array) : null;
+    const testChannels =
+      channelTensor && channelTensor.type === 'float32' && channelTensor.size === batch * this.tests * channels ? (channelTensor.data as Float32Array) : null;
+    return { scores: scoreTensor.data as Float32Array, contributions, tests, testChannels };
   }
 
   async release(): Promise<void> {
@@ -156,6 +170,9 @@ export function swapIncompatibility(current: Manifest, next: Manifest): string |
     return `channels [${next.channels.join(', ')}] differ from the running [${current.channels.join(', ')}]`;
   }
   if (JSON.stringify(next.normalization) !== JSON.stringify(current.normalization)) return 'normalization differs from the running model';
+  // The window store keeps each stream's baseline by the running model's rule: another rule needs a
+  // restart. A retrained model's scale floors differ, and the store takes them over (setBaselineFloors).
+  if (!sameBaselineRule(next.baseline, current.baseline)) return 'per-stream baseline rule differs from the running model';
   return null;
 }
 
@@ -219,10 +236,16 @@ async function warmUp(scorer: Scorer, options: LoadModelOptions): Promise<void> 
   const input = new Float32Array(options.maxBatch * window * channels.length);
   for (let run = 0; run < options.warmupRuns; run++) {
     const batch = run === 0 ? 1 : options.maxBatch;
-    const { scores, contributions } = await scorer.score(input, batch);
+    const { scores, contributions, tests: testScores, testChannels } = await scorer.score(input, batch);
     if (scores.length !== batch) throw new Error(`expected ${batch} scores, got ${scores.length}`);
     if (scorer.manifest.outputs.contributions && contributions === null) {
       throw new Error(`output "${scorer.manifest.outputs.contributions}" is not [batch, ${channels.length}]`);
+    }
+    const tests = scorer.manifest.outputs.tests;
+    if (tests !== undefined) {
+      if (!testScores || !testChannels) {
+        throw new Error(`outputs "${tests.scores}" and "${tests.channels}" are not [batch, ${tests.names.length}] and [batch, ${tests.names.length}, ${channels.length}]`);
+      }
     }
   }
 }

@@ -1,4 +1,7 @@
 /** Prometheus metrics: every sentinel_* series the daemon exports, on a registry of its own. */
+import { driftBands, qualityBands, type DriftBand, type QualityBand } from '../drift/bands.js';
+import { sparkplugRejectReasons } from '../ingest/sparkplug/host.js';
+import { sparkplugCountedEvents } from '../ingest/sparkplug/sparkplug-ingest.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { buildInfo } from './build-info.js';
 import type { ProbeRejectReason } from './probe-server.js';
@@ -69,6 +72,37 @@ export class SentinelMetrics {
     registers: [this.registry],
   });
   readonly streamsActive = new Gauge({ name: 'sentinel_streams_active', help: 'Streams with a window in memory', labelNames: ['model'] as const, registers: [this.registry] });
+  readonly sparkplugRejected = new Counter({
+    name: 'sentinel_sparkplug_rejected_total',
+    help: 'Sparkplug B messages or metrics turned away, by reason (docs/sparkplug.md)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sparkplugEvents = new Counter({
+    name: 'sentinel_sparkplug_events_total',
+    help: 'Sparkplug B host events: births, deaths, messages received, readings, rebirths requested, STATE published',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly sparkplugEdgeNodes = new Gauge({ name: 'sentinel_sparkplug_edge_nodes', help: 'Sparkplug B edge nodes the host holds a birth of', registers: [this.registry] });
+  readonly streamsByDriftBand = new Gauge({
+    name: 'sentinel_streams_by_drift_band',
+    help: 'Streams by drift band against the model\'s training statistics (warming, ok, moderate, severe; docs/drift.md)',
+    labelNames: ['model', 'band'] as const,
+    registers: [this.registry],
+  });
+  readonly streamsByInputQuality = new Gauge({
+    name: 'sentinel_streams_by_input_quality',
+    help: 'Streams by input-quality band: share of recent readings rejected (warming, ok, poor)',
+    labelNames: ['model', 'band'] as const,
+    registers: [this.registry],
+  });
+  readonly driftEvents = new Counter({
+    name: 'sentinel_drift_events_total',
+    help: 'Streams that changed drift or input-quality band (each published as a drift event)',
+    labelNames: ['model', 'measure'] as const,
+    registers: [this.registry],
+  });
   readonly streamsStale = new Gauge({ name: 'sentinel_streams_stale', help: 'Streams silent past window.staleAfterMs (stale: a data gap, not an anomaly)', labelNames: ['model'] as const, registers: [this.registry] });
   readonly streamsEvicted = new Counter({
     name: 'sentinel_streams_evicted_total',
@@ -257,6 +291,8 @@ export class SentinelMetrics {
     this.buildInfo.set({ ...buildInfo() }, 1);
     for (const reason of dropReasons) this.readingsDropped.labels(reason).inc(0);
     for (const reason of httpRejectReasons) this.httpRejected.labels(reason).inc(0);
+    for (const reason of sparkplugRejectReasons) this.sparkplugRejected.labels(reason).inc(0);
+    for (const event of sparkplugCountedEvents) this.sparkplugEvents.labels(event).inc(0);
   }
 
   /**
@@ -313,6 +349,7 @@ export class ModelMetrics {
   readonly shadowScores: Record<ComparisonOutcome, CounterChild>;
   readonly shadowDecisions: Record<ComparisonOutcome, CounterChild>;
   private shadowInfo: { model: string; name: string; version: string } | null = null;
+  private readonly driftEventCounters: Record<'drift' | 'quality', CounterChild>;
 
   constructor(
     private readonly metrics: SentinelMetrics,
@@ -351,9 +388,21 @@ export class ModelMetrics {
     });
     this.shadowScores = byOutcome(metrics.shadowScores);
     this.shadowDecisions = byOutcome(metrics.shadowDecisions);
-    for (const counter of [this.readingsQueued, this.backpressureWaits, this.streamsWentStale, this.clockSteps, this.windowsScored, this.windowsFailed, this.scoresSaturated]) counter.inc(0);
+    this.driftEventCounters = { drift: metrics.driftEvents.labels({ model, measure: 'drift' }), quality: metrics.driftEvents.labels({ model, measure: 'quality' }) };
+    this.setDriftBands({ warming: 0, ok: 0, moderate: 0, severe: 0 }, { warming: 0, ok: 0, poor: 0 });
+    for (const counter of [...Object.values(this.driftEventCounters), this.readingsQueued, this.backpressureWaits, this.streamsWentStale, this.clockSteps, this.windowsScored, this.windowsFailed, this.scoresSaturated]) counter.inc(0);
     for (const counter of [...Object.values(this.evicted), ...Object.values(this.alertTypes), ...Object.values(this.swaps)]) counter.inc(0);
     for (const counter of [this.shadowWindowsScored, this.shadowWindowsFailed, ...Object.values(this.shadowAlerts), ...Object.values(this.shadowScores), ...Object.values(this.shadowDecisions)]) counter.inc(0);
+  }
+
+  /** Streams by drift and quality band, from the pipeline's drift tracker (set before each scrape). */
+  setDriftBands(drift: Readonly<Record<DriftBand, number>>, quality: Readonly<Record<QualityBand, number>>): void {
+    for (const band of driftBands) this.metrics.streamsByDriftBand.set({ model: this.model, band }, drift[band]);
+    for (const band of qualityBands) this.metrics.streamsByInputQuality.set({ model: this.model, band }, quality[band]);
+  }
+
+  driftEvent(measure: 'drift' | 'quality'): void {
+    this.driftEventCounters[measure].inc();
   }
 
   streamsEvicted(reason: (typeof evictReasons)[number]): CounterChild {

@@ -18,6 +18,9 @@ import type { ModelMetrics } from '../observe/metrics.js';
 import { QueueAdmission, type Backlog } from '../queue/admission.js';
 import { BoundedQueue } from '../queue/bounded-queue.js';
 import { WindowStore } from '../window/window-store.js';
+import { DriftTracker } from '../drift/tracker.js';
+import { driftEvent, type DriftEvent, type DriftSnapshot } from '../drift/wire.js';
+import type { Manifest } from '../model/manifest.js';
 
 export interface PipelineHooks {
   /** Decided alerts, in order: the caller journals and publishes them. */
@@ -28,6 +31,8 @@ export interface PipelineHooks {
   onDropped(reason: 'queue_full_drop_newest' | 'queue_full_drop_oldest'): void;
   /** A bug caught at a stage boundary inside the pipeline. */
   onInternalError(stage: 'window' | 'decide', err: unknown): void;
+  /** A stream changed drift or input-quality band: the caller publishes the event. */
+  onDrift?(event: DriftEvent): void;
 }
 
 export class Pipeline implements ReadingSink, Stage {
@@ -46,12 +51,15 @@ export class Pipeline implements ReadingSink, Stage {
   /** After stop: nothing more moves from the queue into windows. */
   private stopped = false;
   private queuedTally = 0;
+  /** Per-stream input drift and quality against the serving model's training statistics; null when drift.enabled is off. */
+  private drift: DriftTracker | null = null;
+  private readonly driftOptions: { config: Config['drift']; maxStreams: number; nodeName: string };
   private clockStepsSeen = 0;
   private evictedForRoomSeen = 0;
 
   constructor(
     scorer: Scorer,
-    config: Pick<Config, 'queue' | 'window' | 'batch' | 'nodeName' | 'alert'>,
+    config: Pick<Config, 'queue' | 'window' | 'batch' | 'nodeName' | 'alert' | 'drift'>,
     private readonly log: Logger,
     private readonly warner: RateLimitedWarner,
     private readonly metrics: ModelMetrics,
@@ -87,18 +95,24 @@ export class Pipeline implements ReadingSink, Stage {
       maxBytes: config.window.maxBytes,
       futureRowToleranceMs: config.window.futureRowToleranceMs,
       normalization: manifest.normalization,
+      baseline: manifest.baseline,
       // Only stale streams make room, and a stale stream's alert was closed when it went stale.
       onEvicted: (streamId) => {
         this.decisions.forget(streamId);
         this.shadow?.forget(streamId);
+        this.drift?.forget(streamId);
       },
     });
     this.decisionOptions = { nodeName: config.nodeName, topChannels: config.alert.topChannels };
+    this.driftOptions = { config: config.drift, maxStreams: config.window.maxStreams, nodeName: config.nodeName };
+    this.drift = this.driftTrackerFor(manifest);
     this.decisions = new DecisionStage(
       manifest,
       this.decisionOptions,
       {
         onAlert: (alert) => {
+          // A stream's own baseline holds still while its alert is open (the fault must not become its normal).
+          this.windows.holdBaseline(alert.streamId, alert.type === 'raised');
           metrics.alerts(alert.type).inc();
           hooks.onAlert(alert);
         },
@@ -128,7 +142,38 @@ export class Pipeline implements ReadingSink, Stage {
       this.clockStepsSeen = windows.clockSteps;
       if (windows.evictedForRoom > this.evictedForRoomSeen) metrics.streamsEvicted('table_full').inc(windows.evictedForRoom - this.evictedForRoomSeen);
       this.evictedForRoomSeen = windows.evictedForRoom;
+      if (this.drift !== null) metrics.setDriftBands(this.drift.bandCounts(), this.drift.qualityCounts());
     });
+  }
+
+  /** A tracker measuring against `manifest`'s training statistics (quality only when it has none). */
+  private driftTrackerFor(manifest: Manifest): DriftTracker | null {
+    const { config, maxStreams, nodeName } = this.driftOptions;
+    if (!config.enabled) return null;
+    const stats = manifest.training.stats;
+    return new DriftTracker({
+      maxStreams,
+      channels: manifest.channels,
+      stats: stats === undefined ? null : { channels: [...manifest.channels], mean: stats.mean, std: stats.std },
+      config,
+      onBandChange: (change) => {
+        this.metrics.driftEvent(change.measure);
+        const model = this.batcher.currentScorer.manifest;
+        const event = driftEvent(change, nodeName, { name: model.name, version: model.version }, Date.now());
+        this.warner.warn(`drift-${change.measure}`, { streamId: event.streamId, from: event.from, to: event.to, channel: event.channel, drift: event.drift }, `stream changed ${change.measure} band`);
+        this.hooks.onDrift?.(event);
+      },
+    });
+  }
+
+  /** Streams by drift and quality band and the most drifting ones, for the status message and the summary log; null when drift.enabled is off. */
+  driftSnapshot(): DriftSnapshot | null {
+    return this.drift?.snapshot(this.driftOptions.config.topN) ?? null;
+  }
+
+  /** ReadingSink: a reading of this stream was turned away before the queue (it counts against the stream's input quality). */
+  rejected(streamId: string, reason: RejectReason): void {
+    this.drift?.recordRejected(streamId, reason);
   }
 
   /** Readings queued and not yet in a window. */
@@ -149,7 +194,12 @@ export class Pipeline implements ReadingSink, Stage {
 
   /** A model with the same input shape scores from the next batch on; batches already scored keep their model's policy. */
   swapModel(next: Scorer): void {
+    const before = this.batcher.currentScorer.manifest.training.stats;
     this.batcher.swapScorer(next);
+    // A retrained model's baseline scale floors (same rule: swapIncompatibility checked it).
+    if (next.manifest.baseline !== undefined) this.windows.setBaselineFloors(next.manifest.baseline);
+    // New training statistics are a new reference: the streams measure against it from scratch.
+    if (JSON.stringify(before) !== JSON.stringify(next.manifest.training.stats)) this.drift = this.driftTrackerFor(next.manifest);
   }
 
   /**
@@ -176,6 +226,7 @@ export class Pipeline implements ReadingSink, Stage {
       this.shadow?.closeSilent(streamId, 'stale', ts, shadow);
     }
     for (const streamId of evicted) {
+      this.drift?.forget(streamId);
       this.decisions.closeSilent(streamId, 'evicted', Date.now(), model);
       this.shadow?.closeSilent(streamId, 'evicted', Date.now(), shadow);
     }
@@ -188,6 +239,17 @@ export class Pipeline implements ReadingSink, Stage {
     metrics.streamsActive.set(this.windows.size);
     metrics.streamsStale.set(this.windows.staleCount);
     metrics.alertsActive.set(this.decisions.activeAlerts);
+  }
+
+  /** A stream its source declared gone (a Sparkplug death): stale now, its open alert closed as `stale`. */
+  markStale(streamId: string): void {
+    if (!this.windows.markStale(streamId)) return;
+    const ts = this.windows.lastTsOf(streamId) ?? Date.now();
+    this.decisions.closeSilent(streamId, 'stale', ts, this.batcher.currentScorer.manifest);
+    this.shadow?.closeSilent(streamId, 'stale', ts, this.batcher.currentShadow?.manifest ?? this.batcher.currentScorer.manifest);
+    this.metrics.streamsWentStale.inc();
+    this.metrics.streamsStale.set(this.windows.staleCount);
+    this.metrics.alertsActive.set(this.decisions.activeAlerts);
   }
 
   /** Nothing to open: the pipeline runs as readings arrive. */
@@ -229,8 +291,15 @@ export class Pipeline implements ReadingSink, Stage {
         // Silence is measured on the monotonic clock: a wall-clock step (NTP on a node without RTC) must
         // not make every stream stale at once.
         const outcome = this.windows.push(reading, reading.receivedAt);
-        if (typeof outcome === 'number') this.batcher.add(outcome);
-        else if (outcome !== 'filling') this.hooks.onRejected(outcome, `ts ${reading.ts}`, reading.streamId);
+        if (typeof outcome === 'number') {
+          this.batcher.add(outcome);
+          this.drift?.record(reading);
+        } else if (outcome === 'filling') {
+          this.drift?.record(reading);
+        } else {
+          this.hooks.onRejected(outcome, `ts ${reading.ts}`, reading.streamId);
+          this.drift?.recordRejected(reading.streamId, outcome, reading.ts);
+        }
         this.admission.retry();
       }
     } catch (err) {

@@ -27,8 +27,9 @@ export function configuredModels(config: Config): Array<{ name: string; model: C
  */
 export function routeSpecs(config: Config): RouteSpec[] {
   const modelOf = (i: number): string => config.subscriptions[i]?.model ?? config.model.name;
+  const sparkplug = config.sparkplug.enabled ? (config.sparkplug.model ?? config.model.name) : null;
   return configuredModels(config).flatMap(({ name, model }) => {
     const subscriptions = config.subscriptions.flatMap((_s, i) => (modelOf(i) === name ? [i] : []));
-    return subscriptions.length === 0 ? [] : [{ name, model, subscriptions }];
+    return subscriptions.length === 0 && sparkplug !== name ? [] : [{ name, model, subscriptions }];
   });
 }

@@ -17,8 +17,12 @@
  *   of a stale one (its window would restart anyway); only when none is stale is it rejected
  *   (stream_limit), so a flood of new ids can lock a real new sensor out for at most about staleAfterMs
  *   and never evicts a stream that is still reporting.
+ * - with a per-stream baseline (manifest `baseline`, see baseline.ts) a stream's windows are scored once
+ *   its warm-up rows are learned, normalised by its own location and scale; holdBaseline() holds it
+ *   while the stream's alert is open. The baseline survives a data gap (the asset is the same one).
  */
-import type { Normalization } from '../model/manifest.js';
+import type { BaselineSpec, Normalization } from '../model/manifest.js';
+import { BaselineRule, sameBaselineRule } from './baseline.js';
 import type { Reading, RejectReason } from '../ingest/reading.js';
 
 export interface WindowOptions {
@@ -28,6 +32,8 @@ export interface WindowOptions {
   staleAfterMs: number;
   idleTtlMs: number;
   normalization: Normalization;
+  /** The manifest's per-stream baseline rule, if it has one. */
+  baseline?: BaselineSpec;
   /** A newest row this far ahead of the wall clock no longer decides what is out of order (default 60 s). */
   futureRowToleranceMs?: number;
   /** Memory budget of the table in bytes (windows, ids, bookkeeping); default unbounded. */
@@ -57,8 +63,18 @@ class StreamSlab {
   readonly head: Int32Array;
   readonly filled: Int32Array;
   readonly stale: Uint8Array;
+  /** Per-stream baseline, `channels` values per stream (empty without a baseline): location and variance. */
+  readonly loc: Float32Array;
+  readonly vars: Float32Array;
+  /** Rows learned into the baseline, counted up to the warm-up only. */
+  readonly learned: Int32Array;
+  /** Rows in the window already learned during warm-up: not learned again when they leave it. */
+  readonly ahead: Int32Array;
+  /** 1 while the stream's alert is open; rows held since. */
+  readonly hold: Uint8Array;
+  readonly heldRows: Int32Array;
 
-  constructor(streams: number, rowValues: number) {
+  constructor(streams: number, rowValues: number, baselineValues: number) {
     this.rows = new Float32Array(streams * rowValues);
     this.lastTs = new Float64Array(streams);
     this.lastReceivedAt = new Float64Array(streams);
@@ -66,6 +82,13 @@ class StreamSlab {
     this.head = new Int32Array(streams);
     this.filled = new Int32Array(streams);
     this.stale = new Uint8Array(streams);
+    this.loc = new Float32Array(streams * baselineValues);
+    this.vars = new Float32Array(streams * baselineValues);
+    const perStream = baselineValues > 0 ? streams : 0;
+    this.learned = new Int32Array(perStream);
+    this.ahead = new Int32Array(perStream);
+    this.hold = new Uint8Array(perStream);
+    this.heldRows = new Int32Array(perStream);
   }
 }
 
@@ -111,6 +134,9 @@ export class WindowStore {
   private readonly windowValues: number;
   private readonly mean: Float32Array | null;
   private readonly invStd: Float32Array | null;
+  private baseline: BaselineRule | null;
+  /** One stream's scale inverses, filled per window copy. */
+  private readonly invScale: Float64Array;
   private staleStreams = 0;
   /** Streams that came back after a gap, since the store started. */
   gapsClosed = 0;
@@ -134,12 +160,15 @@ export class WindowStore {
     const norm = options.normalization;
     this.mean = norm.kind === 'zscore' ? Float32Array.from(norm.mean) : null;
     this.invStd = norm.kind === 'zscore' ? Float32Array.from(norm.std, (s) => 1 / s) : null;
+    this.baseline = options.baseline === undefined ? null : new BaselineRule(options.baseline);
+    this.invScale = new Float64Array(options.channels);
     this.windowValues = options.window * options.channels;
     const fit = Math.max(1, Math.min(MAX_SLAB_STREAMS, Math.floor(SLAB_ROW_BYTES / (this.windowValues * 4))));
     this.slabShift = 31 - Math.clz32(fit);
     this.slabMask = (1 << this.slabShift) - 1;
     const pendingRow = options.channels > 1 ? options.channels * 13 + 96 : 0;
-    this.streamBytes = this.windowValues * 4 + ENTRY_OVERHEAD_BYTES + pendingRow;
+    const baselineBytes = this.baseline === null ? 0 : options.channels * 8 + 13;
+    this.streamBytes = this.windowValues * 4 + ENTRY_OVERHEAD_BYTES + pendingRow + baselineBytes;
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.futureRowToleranceMs = options.futureRowToleranceMs ?? 60_000;
   }
@@ -248,7 +277,9 @@ export class WindowStore {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       slot = this.ids.length as StreamSlot;
-      if (slot >>> this.slabShift === this.slabs.length) this.slabs.push(new StreamSlab(this.slabMask + 1, this.windowValues));
+      if (slot >>> this.slabShift === this.slabs.length) {
+        this.slabs.push(new StreamSlab(this.slabMask + 1, this.windowValues, this.baseline === null ? 0 : this.options.channels));
+      }
     }
     const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
     const i = slot & this.slabMask;
@@ -257,6 +288,12 @@ export class WindowStore {
     slab.stale[i] = 0;
     slab.lastTs[i] = Number.NEGATIVE_INFINITY;
     slab.lastReceivedAt[i] = 0;
+    if (this.baseline !== null) {
+      slab.learned[i] = 0;
+      slab.ahead[i] = 0;
+      slab.hold[i] = 0;
+      slab.heldRows[i] = 0;
+    }
     // A copy, so the key does not keep alive the topic it was cut from (V8 slices and cons strings).
     const id = JSON.parse(JSON.stringify(streamId)) as string;
     this.ids[slot] = id;
@@ -310,13 +347,85 @@ export class WindowStore {
     const head = slab.head[i] as number;
     const rows = slab.rows;
     const at = i * this.windowValues + head * channels;
+    const filled = slab.filled[i] as number;
+    const rule = this.baseline;
+    // The row about to be written over is the one leaving the window: the baseline learns it now.
+    if (rule !== null && filled === window) this.learnLeaving(rule, slab, i, at);
     for (let c = 0; c < channels; c++) rows[at + c] = row[c] as number;
     slab.head[i] = head + 1 === window ? 0 : head + 1;
-    const filled = slab.filled[i] as number;
     if (filled < window) slab.filled[i] = filled + 1;
     if (ts > (slab.lastTs[i] as number)) slab.lastTs[i] = ts;
     slab.lastReceivedAt[i] = receivedAt;
+    if (rule !== null) {
+      const learned = slab.learned[i] as number;
+      if (learned < rule.warmupRows) {
+        rule.learn(slab.loc, slab.vars, i * channels, row, 0, channels, learned);
+        slab.learned[i] = learned + 1;
+        if (learned + 1 === rule.warmupRows) slab.ahead[i] = Math.min(filled + 1, window);
+        return 'filling';
+      }
+    }
     return filled + 1 >= window ? slot : 'filling';
+  }
+
+  private learnLeaving(rule: BaselineRule, slab: StreamSlab, i: number, at: number): void {
+    if ((slab.learned[i] as number) < rule.warmupRows) return;
+    const ahead = slab.ahead[i] as number;
+    if (ahead > 0) {
+      slab.ahead[i] = ahead - 1;
+      return;
+    }
+    if (slab.hold[i] === 1) {
+      const held = slab.heldRows[i] as number;
+      if (held < rule.maxHoldRows) {
+        slab.heldRows[i] = held + 1;
+        return;
+      }
+    }
+    rule.learn(slab.loc, slab.vars, i * this.options.channels, slab.rows, at, this.options.channels, rule.warmupRows);
+  }
+
+  /**
+   * A hot-swapped model's baseline rule. Only its scale floors (`minScale`, fitted to each model's
+   * training data) may differ from the running rule: the streams' learned locations and scales stay
+   * valid, so a retrained model swaps in without every stream warming up again. Throws otherwise
+   * (swapIncompatibility refuses such a model first).
+   */
+  setBaselineFloors(spec: BaselineSpec): void {
+    const rule = this.baseline;
+    if (rule === null || !sameBaselineRule(rule.spec, spec)) throw new Error('setBaselineFloors: the baseline rule itself differs');
+    this.baseline = new BaselineRule(spec);
+  }
+
+  /**
+   * Holds the stream's baseline while its alert is open (`hold` true) and lets it follow again when the
+   * alert closes. The pipeline calls it with every alert it decides; a stream not held is ignored.
+   */
+  holdBaseline(streamId: string, hold: boolean): void {
+    if (this.baseline === null) return;
+    const slot = this.slots.get(streamId);
+    if (slot === undefined) return;
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    slab.hold[i] = hold ? 1 : 0;
+    slab.heldRows[i] = 0;
+  }
+
+  /** The stream's baseline location and scale per channel (for tests and inspection), or null when it has none yet. */
+  baselineOf(streamId: string): { loc: number[]; scale: number[]; learned: number; held: boolean } | null {
+    const slot = this.slots.get(streamId);
+    if (this.baseline === null || slot === undefined) return null;
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    const { channels } = this.options;
+    const rule = this.baseline;
+    const loc: number[] = [];
+    const scale: number[] = [];
+    for (let c = 0; c < channels; c++) {
+      loc.push(slab.loc[i * channels + c] as number);
+      scale.push(rule.scale(slab.vars[i * channels + c] as number, c));
+    }
+    return { loc, scale, learned: slab.learned[i] as number, held: slab.hold[i] === 1 };
   }
 
   private clockStep(slot: StreamSlot): void {
@@ -343,6 +452,8 @@ export class WindowStore {
     const i = slot & this.slabMask;
     slab.filled[i] = 0;
     slab.head[i] = 0;
+    // Rows of the old window that warm-up learned are gone: nothing is waiting to be skipped.
+    if (this.baseline !== null) slab.ahead[i] = 0;
     this.pending[slot]?.clear();
   }
 
@@ -359,7 +470,18 @@ export class WindowStore {
     let k = offset;
     for (let j = split; j < end; j++) target[k++] = rows[j] as number;
     for (let j = start; j < split; j++) target[k++] = rows[j] as number;
-    if (this.mean !== null && this.invStd !== null) {
+    const rule = this.baseline;
+    if (rule !== null) {
+      const s0 = i * channels;
+      const loc = slab.loc;
+      const invScale = this.invScale;
+      for (let c = 0; c < channels; c++) invScale[c] = 1 / rule.scale(slab.vars[s0 + c] as number, c);
+      const last = offset + window * channels;
+      for (let k = offset, c = 0; k < last; k++) {
+        target[k] = ((target[k] as number) - (loc[s0 + c] as number)) * (invScale[c] as number);
+        if (++c === channels) c = 0;
+      }
+    } else if (this.mean !== null && this.invStd !== null) {
       const last = offset + window * channels;
       for (let k = offset, c = 0; k < last; k++) {
         target[k] = ((target[k] as number) - (this.mean[c] as number)) * (this.invStd[c] as number);
@@ -369,6 +491,21 @@ export class WindowStore {
   }
 
   /** Marks streams silent past staleAfterMs as stale and evicts those silent past idleTtlMs. */
+  /**
+   * Marks a stream stale now (its source said it is gone, e.g. a Sparkplug death): a data gap, not an
+   * anomaly. False when the stream is unknown or already stale. Its next reading restarts its window.
+   */
+  markStale(streamId: string): boolean {
+    const slot = this.slots.get(streamId);
+    if (slot === undefined) return false;
+    const slab = this.slabs[slot >>> this.slabShift] as StreamSlab;
+    const i = slot & this.slabMask;
+    if (slab.stale[i] === 1) return false;
+    slab.stale[i] = 1;
+    this.staleStreams++;
+    return true;
+  }
+
   sweep(now: number): SweepResult {
     const result: SweepResult = { becameStale: [], evicted: [] };
     // The stale streams, longest-silent first, are the ones a new stream may take the place of.

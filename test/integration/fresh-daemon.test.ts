@@ -1,3 +1,5 @@
+import { sparkplugRejectReasons } from '../../src/ingest/sparkplug/host.js';
+import { sparkplugCountedEvents } from '../../src/ingest/sparkplug/sparkplug-ingest.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -91,6 +93,10 @@ describe('a freshly started daemon, before any telemetry', () => {
       sentinel_shadow_alerts_total: perModel('type', ['raised', 'resolved']),
       sentinel_shadow_scores_total: perModel('outcome', ['agree', 'live_only', 'shadow_only']),
       sentinel_shadow_decisions_total: perModel('outcome', ['agree', 'live_only', 'shadow_only']),
+      sentinel_drift_events_total: perModel('measure', ['drift', 'quality']),
+      // Exported whether or not the Sparkplug host is enabled, like every counter.
+      sentinel_sparkplug_rejected_total: one('reason', sparkplugRejectReasons),
+      sentinel_sparkplug_events_total: one('event', sparkplugCountedEvents),
     };
   };
 

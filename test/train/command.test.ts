@@ -37,6 +37,22 @@ describe('sentinel train', () => {
     expect(readdirSync(join(dir, 'models')).sort()).toEqual(['pump.json', 'pump.onnx']);
   });
 
+  it('--family baseline-tests writes a model with a per-stream baseline and a test per fault kind; an unknown family is exit 2', async () => {
+    const dir = workdir();
+    const input = join(dir, 'normal.csv');
+    writeFileSync(input, simulateCsv({ seed: 8, rows: 600 }));
+    const { io, out } = capture();
+    expect(await runTrainCommand(['--input', input, '--out', join(dir, 'pump.onnx'), '--family', 'baseline-tests'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/trained baseline-tests /);
+    const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(dir, 'pump.json'), 'utf8')));
+    expect(manifest.family).toBe('baseline-tests');
+    expect(manifest.baseline?.warmupRows).toBe(100);
+    expect(manifest.outputs.tests?.names).toEqual(['level', 'spike', 'noise', 'stuck']);
+    const bad = capture();
+    expect(await runTrainCommand(['--input', input, '--out', join(dir, 'x.onnx'), '--family', 'pca'], bad.io)).toBe(2);
+    expect(bad.err.join('\n')).toContain('--family pca must be one of window-pca-t2q, baseline-tests');
+  });
+
   it.each([
     ['a missing file', null, /cannot read .*missing.csv: no such file/],
     ['an empty CSV', '', /is empty/],

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSkabCommand } from '../../src/cli/eval-skab.js';
-import { choose, leaveOneFileOut, type LooGrid, type LooReport } from '../../src/offline/evaluate/loo.js';
+import { FIXED_BEFORE_LOO, choose, leaveOneFileOut, pcaFitGrid, policyGrid, type LooGrid, type LooReport } from '../../src/offline/evaluate/loo.js';
 import type { Confusion } from '../../src/offline/evaluate/replay.js';
 import { simulateCsv } from '../../src/offline/sim/record.js';
 
@@ -58,13 +58,9 @@ function skabFolder(): { folder: string; normal: string } {
   return { folder, normal };
 }
 
-const smallGrid: LooGrid = {
-  fit: [
-    { window: 10, scaling: 'moment', driftHorizon: 0 },
-    { window: 20, scaling: 'robust', driftHorizon: 0 },
-  ],
-  policy: [2, 4, 8].map((thresholdMultiplier) => ({ thresholdQuantile: 1, thresholdMultiplier, clearRatio: 1, resolveAfter: 5 })),
-};
+const smallGrid: LooGrid[] = [
+  { fit: [...pcaFitGrid([10], ['moment'], [0]), ...pcaFitGrid([20], ['robust'], [0])], policy: policyGrid([1], [2, 4, 8], [1], [5]) },
+];
 
 describe('leaveOneFileOut', () => {
   const { folder, normal } = skabFolder();
@@ -75,7 +71,7 @@ describe('leaveOneFileOut', () => {
       grid: smallGrid,
       normalFile: normal,
       variants: [
-        { name: 'fixed', fixed: { window: 10, scaling: 'moment', driftHorizon: 0, thresholdQuantile: 1, thresholdMultiplier: 4, clearRatio: 1, resolveAfter: 5 } },
+        { name: 'fixed', fixed: { ...FIXED_BEFORE_LOO, window: 10, thresholdQuantile: 1, thresholdMultiplier: 4, resolveAfter: 5 } },
         { name: 'any', allows: () => true },
       ],
     });

@@ -6,6 +6,9 @@ import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { simulateCsv } from '../../src/offline/sim/record.js';
 import { FitError, minimumRows, trainModel } from '../../src/offline/train/trainer.js';
 
+/** These tests hold the window-pca-t2q family (baseline-tests: test/train/baseline-tests.test.ts, test/sim, test/unit/detection-*). */
+const PCA = { family: 'window-pca-t2q' } as const;
+
 const normalTable = (rows: number, seed = 11): Table => parseTable(Buffer.from(simulateCsv({ seed, rows })), `sim-${seed}`);
 
 /** Consecutive windows [n, window, channels] over simulated rows, starting at the first full window. */
@@ -22,7 +25,7 @@ function simulatedWindows(window: number, rows: number, faults: FaultPlan[] = []
 }
 
 describe('trainModel', () => {
-  const trained = trainModel(normalTable(2000), { window: 16, createdAt: '2024-01-01T00:00:00.000Z' });
+  const trained = trainModel(normalTable(2000), { detector: PCA, window: 16, createdAt: '2024-01-01T00:00:00.000Z' });
 
   it('writes a manifest that validates and states the contract', () => {
     const m = manifestSchema.parse(trained.manifest);
@@ -82,7 +85,7 @@ describe('trainModel', () => {
   });
 
   it('is deterministic: the same table gives the same bytes', () => {
-    const again = trainModel(normalTable(2000), { window: 16, createdAt: '2024-01-01T00:00:00.000Z' });
+    const again = trainModel(normalTable(2000), { detector: PCA, window: 16, createdAt: '2024-01-01T00:00:00.000Z' });
     expect(Buffer.from(again.onnx).equals(Buffer.from(trained.onnx))).toBe(true);
     expect(again.manifest).toEqual(trained.manifest);
   });
@@ -97,7 +100,7 @@ describe('trainModel', () => {
     });
     const table = parseTable(Buffer.from([header, ...lines].join('\n')), 'eight');
     const started = performance.now();
-    trainModel(table);
+    trainModel(table, { detector: PCA });
     expect(performance.now() - started).toBeLessThan(5000);
   });
 });
@@ -106,27 +109,27 @@ describe('trainModel refuses unusable data', () => {
   it('names a constant channel', () => {
     const csv = simulateCsv({ seed: 1, rows: 300 }).replace(/,([-\d.]+)\n/g, ',30\n');
     const table = parseTable(Buffer.from(csv), 'flat');
-    expect(() => trainModel(table)).toThrow(FitError);
-    expect(() => trainModel(table)).toThrow(/channel "flow" is constant/);
+    expect(() => trainModel(table, { detector: PCA })).toThrow(FitError);
+    expect(() => trainModel(table, { detector: PCA })).toThrow(/channel "flow" is constant/);
   });
 
   it('says how many rows the window needs', () => {
     const need = minimumRows(20, 5);
-    expect(() => trainModel(normalTable(need - 1))).toThrow(new RegExp(`has ${need - 1} rows; window 20 with 5 channels needs at least ${need}`));
-    expect(() => trainModel(normalTable(need))).not.toThrow();
+    expect(() => trainModel(normalTable(need - 1), { detector: PCA })).toThrow(new RegExp(`has ${need - 1} rows; window 20 with 5 channels needs at least ${need}`));
+    expect(() => trainModel(normalTable(need), { detector: PCA })).not.toThrow();
   });
 
   it('names an unknown channel and lists the ones there are', () => {
-    expect(() => trainModel(normalTable(300), { channels: ['flow', 'rpm'] })).toThrow(/no channel "rpm"; it has vibration, current/);
+    expect(() => trainModel(normalTable(300), { detector: PCA, channels: ['flow', 'rpm'] })).toThrow(/no channel "rpm"; it has vibration, current/);
   });
 
   it('refuses a window that is not a whole number of rows', () => {
-    expect(() => trainModel(normalTable(300), { window: 0 })).toThrow(/window 0/);
-    expect(() => trainModel(normalTable(300), { window: 2.5 })).toThrow(/window 2.5/);
+    expect(() => trainModel(normalTable(300), { detector: PCA, window: 0 })).toThrow(/window 0/);
+    expect(() => trainModel(normalTable(300), { detector: PCA, window: 2.5 })).toThrow(/window 2.5/);
   });
 
   it('trains on a chosen subset of channels in the given order', () => {
-    const m = trainModel(normalTable(400), { channels: ['flow', 'current'] }).manifest;
+    const m = trainModel(normalTable(400), { detector: PCA, channels: ['flow', 'current'] }).manifest;
     expect(m.channels).toEqual(['flow', 'current']);
   });
 });
@@ -135,8 +138,8 @@ describe('trainModel hyperparameters', () => {
   const table = normalTable(1200, 21);
 
   it('robust scaling centres on the median of the window means and keeps the graph contract', () => {
-    const moment = trainModel(table, { window: 10 });
-    const robust = trainModel(table, { window: 10, detector: { scaling: 'robust' } });
+    const moment = trainModel(table, { detector: PCA, window: 10 });
+    const robust = trainModel(table, { window: 10, detector: { ...PCA, scaling: 'robust' } });
     expect(robust.manifest.calibration.scaling).toBe('robust');
     expect(Array.from(robust.model.center)).not.toEqual(Array.from(moment.model.center));
     const { data, batch } = simulatedWindows(10, 200);
@@ -150,15 +153,15 @@ describe('trainModel hyperparameters', () => {
 
   it('a drift allowance weighs a channel that trends while training less', () => {
     // Temperature follows the slow demand cycle, so it trends over the first rows of a recording.
-    const plain = trainModel(normalTable(600, 5), { window: 10 });
-    const allowed = trainModel(normalTable(600, 5), { window: 10, detector: { driftHorizon: 600 } });
+    const plain = trainModel(normalTable(600, 5), { detector: PCA, window: 10 });
+    const allowed = trainModel(normalTable(600, 5), { window: 10, detector: { ...PCA, driftHorizon: 600 } });
     const t = 3;
     expect(allowed.model.scale[t]!).toBeLessThan(plain.model.scale[t]!);
     expect(allowed.manifest.calibration.driftHorizon).toBe(600);
   });
 
   it('sets the policy from the held-out quantile, the multiplier, the clear ratio and the resolve count', () => {
-    const m = trainModel(table, { window: 10, detector: { thresholdQuantile: 1, thresholdMultiplier: 3, clearRatio: 0.5, resolveAfter: 7 } }).manifest;
+    const m = trainModel(table, { window: 10, detector: { ...PCA, thresholdQuantile: 1, thresholdMultiplier: 3, clearRatio: 0.5, resolveAfter: 7 } }).manifest;
     expect(m.policy.raiseThreshold).toBeCloseTo(3 * Number(m.calibration.heldOutScoreMax), 9);
     expect(m.policy.clearThreshold).toBeCloseTo(0.5 * m.policy.raiseThreshold, 9);
     expect(m.policy.resolveAfter).toBe(7);

@@ -59,7 +59,7 @@ function inputWith(path: readonly string[], value: unknown): Record<string, unkn
     const key = path[i] as string;
     if (path[i + 1] === '0') {
       // A model in models[] needs its name, its path and a subscription that names it.
-      const element: Record<string, unknown> = key === 'models' ? { name: 'm', path: 'm.onnx' } : { topic: 'a/+' };
+      const element: Record<string, unknown> = key === 'models' ? { name: 'm', path: 'm.onnx' } : key === 'edgeNodes' ? { group: 'g' } : { topic: 'a/+' };
       if (key === 'models') root.subscriptions = [{ topic: 'a/+', model: 'm' }];
       node[key] = [element];
       node = element;
@@ -225,13 +225,16 @@ describe('config: allowed values', () => {
       else leaves.push([path, inner]);
     };
     visit(configSchema, []);
-    const choices = leaves.filter(([, s]) => s instanceof z.ZodEnum || s instanceof z.ZodLiteral || s instanceof z.ZodUnion);
+    // (A union that also takes a free string, such as a Sparkplug id or "+", is not a choice of values.)
+    const freeString = (s: z.ZodType): boolean => s.safeParse('nope').success;
+    const choices = leaves.filter(([, s]) => (s instanceof z.ZodEnum || s instanceof z.ZodLiteral || s instanceof z.ZodUnion) && !freeString(s));
     expect(choices.map(([p]) => p.join('.')).sort()).toEqual([
       'broker.protocolVersion',
       'log.level',
       'model.executionProviders.0',
       'models.0.executionProviders.0',
       'queue.dropPolicy',
+      'sparkplug.historical',
       'subscriptions.0.format',
       'subscriptions.0.qos',
     ]);

@@ -73,10 +73,11 @@ describe('model stage', () => {
   });
 
   it('refuses a manifest whose channels, window or tensor names disagree with the graph', async () => {
-    // (Without the per-channel training stats, which would no longer match the channel list either.)
+    // (Without the per-channel training stats and baseline, which would no longer match the channel list either.)
     const threeChannels = (m: Record<string, unknown>): void => {
       m.channels = ['a', 'b', 'c'];
       delete (m.training as Record<string, unknown>).stats;
+      delete m.baseline;
     };
     expect(await refusal(brokenCopy(threeChannels))).toMatch(/channel dimension is 5, manifest lists 3/);
     expect(await refusal(brokenCopy((m) => (m.channels = ['a', 'b', 'c'])))).toMatch(/training\.stats\.mean: has 5 entries, expected one per channel \(3\)/);

@@ -5,14 +5,15 @@
 import { channelColumn, readTable, type Table } from '../data/table.js';
 import { HysteresisDecider } from '../../decide/hysteresis.js';
 import { createScorer } from '../../model/scorer.js';
-import { calibrate } from '../train/calibrate.js';
+import { fitTests, levelScores, testSeries, windowFeatures } from '../train/baseline-tests.js';
+import { calibrate, quantile, raiseThresholdFrom } from '../train/calibrate.js';
 import { describeDetector, type DetectorOptions, type FitOptions, type PolicyOptions } from '../train/detector.js';
 import { fitDetector, trainModel } from '../train/trainer.js';
 import { scoreRows } from '../train/window-pca.js';
 import { countConfusion, replayScorerOptions, replayTable, report, type Confusion, type DetectionReport } from './replay.js';
 import { SKAB_TRAIN_ROWS, csvFiles, headOf, sliceOf } from './skab.js';
 
-/** The choices searched: every fit option with every policy option. */
+/** The choices searched: every fit option with every policy option (one such product per family). */
 export interface LooGrid {
   fit: FitOptions[];
   policy: PolicyOptions[];
@@ -27,9 +28,16 @@ export interface LooVariant {
 
 /** The default before leave-one-file-out, chosen by hand on all of valve1: the baseline. */
 export const FIXED_BEFORE_LOO: DetectorOptions = {
+  family: 'window-pca-t2q',
   window: 20,
   scaling: 'moment',
   driftHorizon: 0,
+  warmupRows: 0,
+  halfLifeRows: null,
+  maxHoldRows: null,
+  spikeMultiplier: Number.POSITIVE_INFINITY,
+  noiseMultiplier: Number.POSITIVE_INFINITY,
+  stuckMultiplier: Number.POSITIVE_INFINITY,
   thresholdQuantile: 0.99,
   thresholdMultiplier: 4,
   clearRatio: 1,
@@ -38,41 +46,77 @@ export const FIXED_BEFORE_LOO: DetectorOptions = {
 
 const product = <T>(lists: T[][]): T[][] => lists.reduce<T[][]>((acc, list) => acc.flatMap((a) => list.map((v) => [...a, v])), [[]]);
 
-function fitGrid(windows: number[], scalings: FitOptions['scaling'][], horizons: number[]): FitOptions[] {
+const OFF = Number.POSITIVE_INFINITY;
+
+/** window-pca-t2q fit options (no baseline, no per-channel tests). */
+export function pcaFitGrid(windows: number[], scalings: FitOptions['scaling'][], horizons: number[]): FitOptions[] {
   return product<number | string>([windows, scalings, horizons]).map(([window, scaling, driftHorizon]) => ({
+    family: 'window-pca-t2q',
     window: window as number,
     scaling: scaling as FitOptions['scaling'],
     driftHorizon: driftHorizon as number,
+    warmupRows: 0,
+    halfLifeRows: null,
+    maxHoldRows: null,
   }));
 }
 
-function policyGrid(quantiles: number[], multipliers: number[], clearRatios: number[], resolves: number[]): PolicyOptions[] {
-  return product([quantiles, multipliers, clearRatios, resolves]).map(([thresholdQuantile, thresholdMultiplier, clearRatio, resolveAfter]) => ({
-    thresholdQuantile: thresholdQuantile!,
-    thresholdMultiplier: thresholdMultiplier!,
-    clearRatio: clearRatio!,
-    resolveAfter: resolveAfter!,
+/** baseline-tests fit options (moment scaling of the level test). */
+export function testsFitGrid(windows: number[], warmups: number[], halfLives: Array<number | null>, holds: Array<number | null> = [null]): FitOptions[] {
+  return product<number | null>([windows, warmups, halfLives, holds]).map(([window, warmupRows, halfLifeRows, maxHoldRows]) => ({
+    family: 'baseline-tests',
+    window: window as number,
+    scaling: 'moment',
+    driftHorizon: 0,
+    warmupRows: warmupRows as number,
+    halfLifeRows: halfLifeRows ?? null,
+    maxHoldRows: maxHoldRows ?? null,
   }));
 }
 
-export const LOO_GRID: LooGrid = {
-  fit: fitGrid([10, 15, 20, 30, 40], ['moment', 'robust'], [0, 300, 600, 1200]),
-  policy: policyGrid([0.99, 1], [1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20], [1, 0.5, 0.25], [1, 5, 10, 20, 30, 45, 60]),
-};
+export function policyGrid(
+  quantiles: number[],
+  multipliers: number[],
+  clearRatios: number[],
+  resolves: number[],
+  tests: { spike: number[]; noise: number[]; stuck: number[] } = { spike: [OFF], noise: [OFF], stuck: [OFF] },
+): PolicyOptions[] {
+  return product([quantiles, multipliers, tests.spike, tests.noise, tests.stuck, clearRatios, resolves]).map(
+    ([thresholdQuantile, thresholdMultiplier, spikeMultiplier, noiseMultiplier, stuckMultiplier, clearRatio, resolveAfter]) => ({
+      thresholdQuantile: thresholdQuantile!,
+      thresholdMultiplier: thresholdMultiplier!,
+      spikeMultiplier: spikeMultiplier!,
+      noiseMultiplier: noiseMultiplier!,
+      stuckMultiplier: stuckMultiplier!,
+      clearRatio: clearRatio!,
+      resolveAfter: resolveAfter!,
+    }),
+  );
+}
+
+export const LOO_GRIDS: LooGrid[] = [
+  {
+    fit: testsFitGrid([10, 20, 30], [100, 200], [null, 200, 600, 2000]),
+    policy: policyGrid([1], [1.5, 2, 3, 4, 6, 8], [1, 0.5], [1, 5, 10, 20, 30, 45], { spike: [2, 3, 5, OFF], noise: [2, 3, 5, OFF], stuck: [3, OFF] }),
+  },
+  { fit: pcaFitGrid([10, 15, 20, 30, 40], ['moment'], [0]), policy: policyGrid([0.99, 1], [1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20], [1, 0.5, 0.25], [1, 5, 10, 20, 30, 45, 60]) },
+];
+
+const isTests = (d: Pick<FitOptions, 'family'>): boolean => d.family === 'baseline-tests';
 
 export const LOO_VARIANTS: LooVariant[] = [
-  { name: 'window-pca-t2q, fixed choice made on valve1 by hand', fixed: FIXED_BEFORE_LOO },
-  { name: 'window-pca-t2q, moment scaling, no drift allowance (window and policy chosen)', allows: (d) => d.scaling === 'moment' && d.driftHorizon === 0 },
-  { name: 'window-pca-t2q, robust scaling', allows: (d) => d.scaling === 'robust' && d.driftHorizon === 0 },
-  { name: 'window-pca-t2q, drift allowance', allows: (d) => d.scaling === 'moment' && d.driftHorizon > 0 },
-  { name: 'window-pca-t2q, every option', allows: () => true },
+  { name: 'window-pca-t2q, fixed choice made on valve1 by hand (before)', fixed: FIXED_BEFORE_LOO },
+  { name: 'window-pca-t2q, window and policy chosen (shipped before issue 12 part 2)', allows: (d) => !isTests(d) },
+  { name: 'baseline-tests, every option', allows: isTests },
+  { name: 'baseline-tests, fixed baseline (no half-life)', allows: (d) => isTests(d) && d.halfLifeRows === null },
+  { name: 'baseline-tests, level test only', allows: (d) => isTests(d) && !Number.isFinite(d.spikeMultiplier) && !Number.isFinite(d.noiseMultiplier) && !Number.isFinite(d.stuckMultiplier) },
 ];
 
 /** Most pooled false alarms a choice may make on the files it is chosen on (%), as the issue's target. */
 export const MAX_FAR = 10;
 
 export interface LooOptions {
-  grid?: LooGrid;
+  grid?: LooGrid | LooGrid[];
   variants?: LooVariant[];
   /** A long recording of normal running: scored whole, and cut into SKAB-length segments (see `normalRule`). */
   normalFile?: string;
@@ -125,8 +169,74 @@ interface LoadedFile {
   labels: Uint8Array;
 }
 
-/** Counts per candidate (grid order) per file, from the trainer's own scores and the daemon's hysteresis. */
-function searchCounts(files: LoadedFile[], grid: LooGrid): { candidates: DetectorOptions[]; counts: Confusion[][] } {
+/**
+ * Counts per candidate (grid order) per file, from the trainer's own scores and the daemon's hysteresis.
+ * For baseline-tests the search follows the baseline with no alert holding it (the replay that gives
+ * the reported figures holds it): a held baseline would make every policy need its own pass.
+ */
+function searchCounts(files: LoadedFile[], grids: LooGrid[]): { candidates: DetectorOptions[]; counts: Confusion[][] } {
+  const candidates: DetectorOptions[] = [];
+  const counts: Confusion[][] = [];
+  for (const grid of grids) {
+    const part = grid.fit.some(isTests) ? searchTests(files, grid) : searchPca(files, grid);
+    candidates.push(...part.candidates);
+    counts.push(...part.counts);
+  }
+  return { candidates, counts };
+}
+
+function searchTests(files: LoadedFile[], grid: LooGrid): { candidates: DetectorOptions[]; counts: Confusion[][] } {
+  const candidates: DetectorOptions[] = [];
+  const counts: Confusion[][] = [];
+  for (const fit of grid.fit) {
+    const perFile = files.map((f) => {
+      const detector = { ...DEFAULT_TESTS_POLICY, ...fit };
+      const columns = f.table.channels.map((name) => channelColumn(f.table, name));
+      const fitted = fitTests(columns, f.table.channels, SKAB_TRAIN_ROWS, detector);
+      const features = windowFeatures(fitted.rule, columns, fit.window, f.table.rows);
+      const [, spike, noise, stuck] = testSeries(fitted, features, 1);
+      return { heldOut: Float64Array.from(fitted.heldOut).sort(), level: levelScores(fitted.level, features), spike: spike!, noise: noise!, stuck: stuck!, end: features.end };
+    });
+    for (const policy of grid.policy) {
+      candidates.push({ ...fit, ...policy });
+      counts.push(
+        files.map((f, i) => {
+          const p = perFile[i]!;
+          const invLevel = 1 / raiseThresholdFrom(quantile(p.heldOut, policy.thresholdQuantile), policy.thresholdMultiplier);
+          const inv = (m: number): number => (Number.isFinite(m) ? 1 / m : 0);
+          const iS = inv(policy.spikeMultiplier);
+          const iN = inv(policy.noiseMultiplier);
+          const iT = inv(policy.stuckMultiplier);
+          const predicted = new Uint8Array(f.table.rows);
+          let raised = false;
+          let below = 0;
+          let row = 0;
+          for (let k = 0; k < p.end.length; k++) {
+            const end = p.end[k]!;
+            for (; row < end; row++) predicted[row] = raised ? 1 : 0;
+            const score = Math.max(p.level[k]! * invLevel, p.spike[k]! * iS, p.noise[k]! * iN, p.stuck[k]! * iT);
+            if (!raised) {
+              if (score >= 1) {
+                raised = true;
+                below = 0;
+              }
+            } else {
+              below = score < policy.clearRatio ? below + 1 : 0;
+              if (below >= policy.resolveAfter) raised = false;
+            }
+          }
+          for (; row < f.table.rows; row++) predicted[row] = raised ? 1 : 0;
+          return countConfusion(predicted, f.labels, SKAB_TRAIN_ROWS);
+        }),
+      );
+    }
+  }
+  return { candidates, counts };
+}
+
+const DEFAULT_TESTS_POLICY = { thresholdQuantile: 1, thresholdMultiplier: 1, spikeMultiplier: OFF, noiseMultiplier: OFF, stuckMultiplier: OFF, clearRatio: 1, resolveAfter: 1 };
+
+function searchPca(files: LoadedFile[], grid: LooGrid): { candidates: DetectorOptions[]; counts: Confusion[][] } {
   const candidates: DetectorOptions[] = [];
   const counts: Confusion[][] = [];
   for (const fit of grid.fit) {
@@ -146,7 +256,7 @@ function searchCounts(files: LoadedFile[], grid: LooGrid): { candidates: Detecto
 }
 
 function fitAndScore(table: Table, fit: FitOptions): { heldOut: Float64Array; scores: Float64Array } {
-  const fitted = fitDetector(headOf(table, SKAB_TRAIN_ROWS), { window: fit.window, detector: fit });
+  const fitted = fitDetector(headOf(table, SKAB_TRAIN_ROWS), { window: fit.window, detector: { ...fit, family: 'window-pca-t2q' } });
   const columns = fitted.channels.map((name) => channelColumn(table, name));
   return { heldOut: fitted.heldOut, scores: scoreRows(fitted.model, columns, fit.window - 1, table.rows) };
 }
@@ -226,7 +336,7 @@ function normalSegments(table: Table): LoadedFile[] {
 }
 
 export async function leaveOneFileOut(folder: string, options: LooOptions = {}): Promise<LooReport> {
-  const grid = options.grid ?? LOO_GRID;
+  const grids = options.grid === undefined ? LOO_GRIDS : Array.isArray(options.grid) ? options.grid : [options.grid];
   const maxFar = options.maxFar ?? MAX_FAR;
   const normalRule = options.normalRule ?? 'report';
   const progress = options.onProgress ?? (() => {});
@@ -236,8 +346,9 @@ export async function leaveOneFileOut(folder: string, options: LooOptions = {}):
   if (normal === null && normalRule === 'select') throw new Error('choosing by normal running needs a normal recording');
   const segments = normal === null ? [] : normalSegments(normal);
 
-  progress(`searching ${grid.fit.length * grid.policy.length} candidates on ${files.length} files and ${segments.length} normal segments`);
-  const { candidates, counts } = searchCounts([...files, ...segments], grid);
+  const total = grids.reduce((n, g) => n + g.fit.length * g.policy.length, 0);
+  progress(`searching ${total} candidates on ${files.length} files and ${segments.length} normal segments`);
+  const { candidates, counts } = searchCounts([...files, ...segments], grids);
   const all = files.map((_, i) => i);
   const normalIndices = normalRule === 'select' ? segments.map((_, i) => files.length + i) : [];
   const variants: VariantResult[] = [];

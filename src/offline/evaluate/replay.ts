@@ -3,6 +3,7 @@
  * decision stage — row by row in time order, and counts point-wise hits against a label column. One
  * pipeline, two drivers: the daemon feeds these stages from MQTT, this feeds them from a table.
  */
+import type { Alert } from '../../alert/alert.js';
 import { MicroBatcher } from '../../batch/micro-batcher.js';
 import { channelColumn, type Table } from '../data/table.js';
 import { DecisionStage } from '../../decide/decision-stage.js';
@@ -43,6 +44,7 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     staleAfterMs: Number.POSITIVE_INFINITY,
     idleTtlMs: Number.POSITIVE_INFINITY,
     normalization: manifest.normalization,
+    baseline: manifest.baseline,
   });
   const scores = new Float32Array(table.rows).fill(Number.NaN);
   // Per row: 0 no window decided there, 1 decided and left closed, 2 decided and left raised.
@@ -57,7 +59,8 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     manifest,
     { nodeName: 'replay', topChannels: 0 },
     {
-      onAlert: () => {},
+      // As the daemon's pipeline does: an open alert holds the stream's baseline.
+      onAlert: (alert) => windows.holdBaseline(alert.streamId, alert.type === 'raised'),
       onSaturated: () => {},
       onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
       onDecided: (index, score, raised) => {
@@ -180,4 +183,70 @@ export function formatReport(r: DetectionReport): string {
     `precision ${r.precision.toFixed(3)}  recall ${r.recall.toFixed(3)}  F1 ${r.f1.toFixed(3)}`,
     `FAR ${r.far.toFixed(2)} %  MAR ${r.mar.toFixed(2)} %`,
   ].join('\n');
+}
+
+/** One recorded row of one stream. */
+export interface StreamRow {
+  streamId: string;
+  ts: number;
+  values: Float32Array;
+}
+
+/**
+ * Replays rows of many streams, in the order given, through the daemon's window store, batcher, model
+ * and decision stage (an open alert holds its stream's baseline, as in the daemon); returns every alert.
+ */
+export async function replayStreams(scorer: Scorer, rows: Iterable<StreamRow>, options: ReplayOptions & { maxStreams?: number } = {}): Promise<Alert[]> {
+  const { manifest } = scorer;
+  const windows = new WindowStore({
+    window: manifest.window,
+    channels: manifest.channels.length,
+    maxStreams: options.maxStreams ?? 100_000,
+    staleAfterMs: Number.POSITIVE_INFINITY,
+    idleTtlMs: Number.POSITIVE_INFINITY,
+    normalization: manifest.normalization,
+    baseline: manifest.baseline,
+  });
+  const alerts: Alert[] = [];
+  let failure: Error | null = null;
+  const decisions = new DecisionStage(
+    manifest,
+    { nodeName: 'replay', topChannels: 3 },
+    {
+      onAlert: (alert) => {
+        windows.holdBaseline(alert.streamId, alert.type === 'raised');
+        alerts.push(alert);
+      },
+      onSaturated: () => {},
+      onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
+    },
+  );
+  let capacity: (() => void) | null = null;
+  const batcher = new MicroBatcher(
+    scorer,
+    windows,
+    { maxSize: Math.max(1, options.batchSize ?? 1024), maxDelayMs: NO_DELAY_LIMIT },
+    {
+      onScored: ({ batch, output, scorer: by }) => decisions.decideBatch(batch, output, by.manifest),
+      onFailed: (_batch, err) => (failure ??= err),
+      onCapacity: () => {
+        const resume = capacity;
+        capacity = null;
+        resume?.();
+      },
+      onError: (err) => (failure ??= err),
+    },
+  );
+  for (const row of rows) {
+    if (failure !== null) break;
+    const reading: Reading = { streamId: row.streamId, ts: row.ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values: row.values };
+    const outcome = windows.push(reading, 0);
+    if (typeof outcome === 'number') {
+      while (!batcher.canAccept()) await new Promise<void>((resolve) => (capacity = resolve));
+      batcher.add(outcome);
+    }
+  }
+  await batcher.drain();
+  if (failure !== null) throw failure;
+  return alerts;
 }

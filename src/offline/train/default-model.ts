@@ -21,6 +21,28 @@ export function buildDefaultModel(): TrainedModel {
   return trainModel(table, { window: DEFAULT_MODEL_WINDOW, name: 'default', source, createdAt, cooldownMs: DEFAULT_MODEL_COOLDOWN_MS });
 }
 
+/** A window flatter than 1/300 of the flattest training window is stuck (the simulator's sensors are continuous). */
+export const SIMULATOR_STUCK_MULTIPLIER = 300;
+
+/**
+ * The default model's data and settings in the opt-in `baseline-tests` family (per-stream baselines, a
+ * test per fault kind), with the stuck test on: how the fault-kind tests and figures are made.
+ */
+export function buildBaselineTestsModel(): TrainedModel {
+  const csv = simulateCsv({ seed: DEFAULT_MODEL_SEED, rows: DEFAULT_MODEL_ROWS });
+  const source = `simulator seed=${DEFAULT_MODEL_SEED} rows=${DEFAULT_MODEL_ROWS}`;
+  const table = parseTable(Buffer.from(csv, 'utf8'), source);
+  const createdAt = new Date(table.timestamps![table.rows - 1]!).toISOString();
+  return trainModel(table, {
+    window: DEFAULT_MODEL_WINDOW,
+    name: 'default-baseline-tests',
+    source,
+    createdAt,
+    cooldownMs: DEFAULT_MODEL_COOLDOWN_MS,
+    detector: { family: 'baseline-tests', stuckMultiplier: SIMULATOR_STUCK_MULTIPLIER },
+  });
+}
+
 export function defaultModelPath(): string {
   return fileURLToPath(new URL('../../../models/default.onnx', import.meta.url));
 }

@@ -3,8 +3,15 @@
 /** How the fit turns each channel's window means into unit-free numbers. */
 export type Scaling = 'moment' | 'robust';
 
+/**
+ * `baseline-tests`: per-stream baselines and one test per fault kind (level, spike, noise, stuck);
+ * `window-pca-t2q`: window means against the training data's own scale (no baseline; before issue 12).
+ */
+export type Family = 'baseline-tests' | 'window-pca-t2q';
+
 /** Choices that change the fitted graph. */
 export interface FitOptions {
+  family: Family;
   /** Rows per window. */
   window: number;
   /** `moment`: mean and standard deviation of the training window means; `robust`: median and MAD. */
@@ -14,6 +21,12 @@ export interface FitOptions {
    * would make over this many rows, so a channel that already walks while training weighs less. 0: none.
    */
   driftHorizon: number;
+  /** baseline-tests: rows each stream learns its baseline from before it is scored. */
+  warmupRows: number;
+  /** baseline-tests: half-life of the baseline's updates after warm-up, in rows (null: fixed after warm-up). */
+  halfLifeRows: number | null;
+  /** baseline-tests: an open alert holds the baseline for at most this many rows (null: while it is open). */
+  maxHoldRows: number | null;
 }
 
 /** Choices that set the decision policy from held-out scores. */
@@ -21,6 +34,13 @@ export interface PolicyOptions {
   /** The held-out score quantile the raise threshold is a multiple of. */
   thresholdQuantile: number;
   thresholdMultiplier: number;
+  /**
+   * baseline-tests: each per-channel test fires at this multiple of the largest value its statistic
+   * took on the training windows (Infinity: the test is off).
+   */
+  spikeMultiplier: number;
+  noiseMultiplier: number;
+  stuckMultiplier: number;
   /** clearThreshold = clearRatio × raiseThreshold (1: no hysteresis band). */
   clearRatio: number;
   /** Consecutive windows under the clear threshold that resolve an alert. */
@@ -32,21 +52,52 @@ export type DetectorOptions = FitOptions & PolicyOptions;
 /**
  * The leave-one-file-out rule's choice over SKAB valve1 with every file (docs/models.md has the
  * table and `sentinel eval-skab --loo` rechecks it); `sentinel train` uses these unless told otherwise.
+ * The baseline fields are unused by this family; they are BASELINE_TESTS_DETECTOR's.
  */
 export const DEFAULT_DETECTOR: DetectorOptions = {
+  family: 'window-pca-t2q',
   window: 20,
   scaling: 'moment',
   driftHorizon: 0,
+  warmupRows: 100,
+  halfLifeRows: 2000,
+  maxHoldRows: null,
+  spikeMultiplier: 8,
+  noiseMultiplier: 5,
+  stuckMultiplier: Number.POSITIVE_INFINITY,
   thresholdQuantile: 1,
   thresholdMultiplier: 4,
   clearRatio: 1,
   resolveAfter: 30,
 };
 
+/**
+ * The `baseline-tests` family (`sentinel train --family baseline-tests`): per-stream baselines and a test
+ * per fault kind, with the leave-one-file-out rule's choices over valve1 (docs/models.md). Opt-in while
+ * its false-alarm rate on long normal running is being brought down (issue 12).
+ */
+export const BASELINE_TESTS_DETECTOR: DetectorOptions = {
+  ...DEFAULT_DETECTOR,
+  family: 'baseline-tests',
+  clearRatio: 0.5,
+  resolveAfter: 45,
+};
+
+/** The preset of a family: what `sentinel train --family` starts from. */
+export function detectorFor(family: Family): DetectorOptions {
+  return family === 'baseline-tests' ? BASELINE_TESTS_DETECTOR : DEFAULT_DETECTOR;
+}
+
 /** The options as one short line, e.g. for a table row or a manifest figure. */
 export function describeDetector(d: DetectorOptions): string {
+  const m = (v: number): string => (Number.isFinite(v) ? `${v} ×` : 'off');
+  const tests =
+    d.family === 'baseline-tests'
+      ? `baseline warm-up ${d.warmupRows}, half-life ${d.halfLifeRows ?? 'none'}, hold ${d.maxHoldRows ?? 'while open'}, ` +
+        `spike ${m(d.spikeMultiplier)}, noise ${m(d.noiseMultiplier)}, stuck ${m(d.stuckMultiplier)}, `
+      : `drift horizon ${d.driftHorizon}, `;
   return (
-    `window ${d.window}, ${d.scaling} scaling, drift horizon ${d.driftHorizon}, ` +
+    `${d.family}, window ${d.window}, ${d.scaling} scaling, ${tests}` +
     `raise ${d.thresholdMultiplier} × q${d.thresholdQuantile}, clear ${d.clearRatio} × raise, resolve after ${d.resolveAfter}`
   );
 }

@@ -3,11 +3,13 @@ import { createHash } from 'node:crypto';
 import { channelColumn, type Table } from '../data/table.js';
 import { manifestSchema, type Manifest } from '../../model/manifest.js';
 import { calibrate } from './calibrate.js';
-import { DEFAULT_DETECTOR, type DetectorOptions } from './detector.js';
-import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, exportOnnx } from './onnx-export.js';
+import { DEFAULT_DETECTOR, detectorFor, type DetectorOptions } from './detector.js';
+import { TEST_NAMES, fitTests, scoreTestWindows, withThresholds, type BaselineTestsModel } from './baseline-tests.js';
+import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, TESTS_NAME, TEST_CHANNELS_NAME, exportOnnx, exportTestsOnnx } from './onnx-export.js';
 import { FitError, fitWindowPca, scoreRows, scoreWindows, type WindowPcaModel } from './window-pca.js';
 
-export const MODEL_FAMILY = 'window-pca-t2q';
+/** The family `sentinel train` fits by default (DEFAULT_DETECTOR.family). */
+export const MODEL_FAMILY = DEFAULT_DETECTOR.family;
 export const DEFAULT_WINDOW = DEFAULT_DETECTOR.window;
 /** Share of the rows the model is fitted on; the later rest is held out to calibrate thresholds. */
 export const FIT_SHARE = 0.75;
@@ -26,7 +28,7 @@ export interface TrainOptions {
   createdAt?: string;
   /** After a resolve, no new alert on the stream for this long (record time; default 0). */
   cooldownMs?: number;
-  /** Hyperparameters other than `window` (default DEFAULT_DETECTOR). */
+  /** Hyperparameters other than `window` (default DEFAULT_DETECTOR), the family among them. */
   detector?: Partial<Omit<DetectorOptions, 'window'>>;
 }
 
@@ -44,7 +46,10 @@ export interface FittedDetector {
 export interface TrainedModel {
   onnx: Uint8Array;
   manifest: Manifest;
+  /** The window-pca-t2q model, or the level test of a baseline-tests model. */
   model: WindowPcaModel;
+  /** The whole baseline-tests model (absent for window-pca-t2q). */
+  tests?: BaselineTestsModel;
   /** The trainer's own scores for windows laid out [batch, window, channels], to check the ONNX against. */
   scoreWindows(windows: ArrayLike<number>, batch: number): { scores: Float64Array; contributions: Float64Array };
 }
@@ -53,6 +58,11 @@ export { FitError };
 
 /** Synchronous: a 400 × 8 table trains in a few milliseconds. Throws FitError on unusable data. */
 export function trainModel(table: Table, options: TrainOptions = {}): TrainedModel {
+  const family = options.detector?.family ?? DEFAULT_DETECTOR.family;
+  return family === 'baseline-tests' ? trainBaselineTests(table, options) : trainWindowPca(table, options);
+}
+
+function trainWindowPca(table: Table, options: TrainOptions): TrainedModel {
   const progress = options.onProgress ?? (() => {});
   const fitted = fitDetector(table, options, progress);
   const { model, channels, detector, fitRows } = fitted;
@@ -68,12 +78,11 @@ export function trainModel(table: Table, options: TrainOptions = {}): TrainedMod
     channels,
     description: `Sentinel ${MODEL_FAMILY} model "${name}": window ${window}, channels ${channels.join(', ')}`,
   });
-  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   const manifest = manifestSchema.parse({
     schemaVersion: 1,
     name,
     version: `sha256:${createHash('sha256').update(onnx).digest('hex')}`,
-    family: MODEL_FAMILY,
+    family: 'window-pca-t2q',
     createdAt: options.createdAt ?? new Date().toISOString(),
     channels: [...channels],
     window,
@@ -103,13 +112,15 @@ export function trainModel(table: Table, options: TrainOptions = {}): TrainedMod
   return { onnx, manifest, model, scoreWindows: (windows, batch) => scoreWindows(model, windows, batch) };
 }
 
-/** Fits the graph on the first FIT_SHARE of the rows and scores the held-out rest. */
-export function fitDetector(table: Table, options: TrainOptions = {}, progress: (fraction: number, note: string) => void = () => {}): FittedDetector {
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** The checked channels and their columns, and the whole detector, from the options. */
+function prepare(table: Table, options: TrainOptions): { window: number; detector: DetectorOptions; channels: string[]; columns: Float64Array[] } {
   const window = options.window ?? DEFAULT_WINDOW;
   if (!Number.isInteger(window) || window < 1 || window > 4096) {
     throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${DEFAULT_WINDOW}`);
   }
-  const detector: DetectorOptions = { ...DEFAULT_DETECTOR, ...options.detector, window };
+  const detector: DetectorOptions = { ...detectorFor(options.detector?.family ?? DEFAULT_DETECTOR.family), ...options.detector, window };
   const channels = options.channels ?? table.channels;
   if (channels.length === 0) throw new FitError('no channels to train on; name at least one with --channels');
   if (new Set(channels).size !== channels.length) {
@@ -122,6 +133,78 @@ export function fitDetector(table: Table, options: TrainOptions = {}, progress: 
       throw new FitError((err as Error).message);
     }
   });
+  return { window, detector, channels, columns };
+}
+
+/**
+ * baseline-tests: the stream's baseline learns the first warm-up rows, the level test is fitted on the
+ * first FIT_SHARE of the windows after it and referenced to the held-out rest; the per-channel tests are
+ * referenced to their largest value on every training window.
+ */
+function trainBaselineTests(table: Table, options: TrainOptions): TrainedModel {
+  const progress = options.onProgress ?? (() => {});
+  const { window, detector, channels, columns } = prepare(table, options);
+  progress(0.1, `learning baselines over ${detector.warmupRows} rows, fitting the tests`);
+  const fitted = fitTests(columns, channels, table.rows, detector);
+  progress(0.8, 'calibrating thresholds');
+  const calibrated = calibrate(fitted.heldOut, detector);
+  const model = withThresholds(fitted, window, calibrated.policy.raiseThreshold, detector);
+  const policy = {
+    raiseThreshold: 1,
+    clearThreshold: detector.clearRatio,
+    raiseAfter: calibrated.policy.raiseAfter,
+    resolveAfter: detector.resolveAfter,
+    cooldownMs: options.cooldownMs ?? 0,
+  };
+  progress(0.9, 'exporting ONNX');
+  const name = options.name ?? 'model';
+  const onnx = exportTestsOnnx(model, {
+    channels,
+    description: `Sentinel baseline-tests model "${name}": window ${window}, channels ${channels.join(', ')}`,
+  });
+  const finite = (v: number): number | string => (Number.isFinite(v) ? v : 'off');
+  const manifest = manifestSchema.parse({
+    schemaVersion: 1,
+    name,
+    version: `sha256:${createHash('sha256').update(onnx).digest('hex')}`,
+    family: 'baseline-tests',
+    createdAt: options.createdAt ?? new Date().toISOString(),
+    channels: [...channels],
+    window,
+    input: { name: INPUT_NAME },
+    outputs: { score: SCORE_NAME, contributions: CONTRIBUTIONS_NAME, tests: { names: [...TEST_NAMES], scores: TESTS_NAME, channels: TEST_CHANNELS_NAME } },
+    normalization: { kind: 'graph' },
+    policy,
+    training: {
+      rows: table.rows,
+      from: iso(table.timestamps?.[0]),
+      to: iso(table.timestamps?.[table.rows - 1]),
+      sha256: table.sha256,
+      source: options.source ?? table.source,
+      stats: channelStats(columns, table.rows),
+    },
+    calibration: {
+      windows: fitted.windows,
+      fitWindows: fitted.fitWindows,
+      heldOutWindows: fitted.windows - fitted.fitWindows,
+      components: fitted.level.components,
+      explainedVariance: fitted.level.explained,
+      scaling: detector.scaling,
+      ...calibrated.figures,
+      levelThreshold: calibrated.policy.raiseThreshold,
+      spikeMultiplier: finite(detector.spikeMultiplier),
+      noiseMultiplier: finite(detector.noiseMultiplier),
+      stuckMultiplier: finite(detector.stuckMultiplier),
+    },
+    baseline: fitted.spec,
+  });
+  progress(1, 'done');
+  return { onnx, manifest, model: fitted.level, tests: model, scoreWindows: (windows, batch) => scoreTestWindows(model, windows, batch) };
+}
+
+/** Fits the graph on the first FIT_SHARE of the rows and scores the held-out rest. */
+export function fitDetector(table: Table, options: TrainOptions = {}, progress: (fraction: number, note: string) => void = () => {}): FittedDetector {
+  const { window, detector, channels, columns } = prepare(table, options);
 
   const needed = minimumRows(window, channels.length);
   if (table.rows < needed) {

@@ -41,9 +41,18 @@ export function fitWindowPca(
   window: number,
   options: Pick<FitOptions, 'scaling' | 'driftHorizon'> = { scaling: 'moment', driftHorizon: 0 },
 ): WindowPcaModel {
-  const c = columns.length;
-  const n = fitRows - window + 1;
-  const means = windowMeans(columns, fitRows, window);
+  return fitWindowMeans(windowMeans(columns, fitRows, window), channels, window, options);
+}
+
+/** Fits on precomputed window means (per channel, one value per fit window). */
+export function fitWindowMeans(
+  means: Float64Array[],
+  channels: string[],
+  window: number,
+  options: Pick<FitOptions, 'scaling' | 'driftHorizon'> = { scaling: 'moment', driftHorizon: 0 },
+): WindowPcaModel {
+  const c = means.length;
+  const n = (means[0] as Float64Array).length;
   const mu = new Float64Array(c);
   for (let j = 0; j < c; j++) {
     const m = means[j] as Float64Array;

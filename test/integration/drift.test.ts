@@ -1,0 +1,124 @@
+/**
+ * Input drift and quality per stream through a real Mosquitto (issue 13 part 4): a stream whose
+ * temperature shifts by 5 training σ moves to the `severe` band and is announced on the drift topic,
+ * named in the status message and counted in the band gauge; a stream with one reading in five
+ * malformed goes `poor`; a healthy stream raises no drift event at all.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusSchema, type Status } from '../../src/alert/alert.js';
+import { driftEventSchema, type DriftEvent } from '../../src/drift/wire.js';
+import { PumpSimulator } from '../../src/offline/sim/pump.js';
+import { uniquePrefix, waitFor } from '../support/broker.js';
+import { startCapturedDaemon } from '../support/captured-daemon.js';
+import { metricValue } from '../support/metrics.js';
+import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { placeModel, trainPumpModel, type ModelFiles } from '../support/swap.js';
+
+const SHIFT_FROM = 200;
+const ROWS = 420;
+let broker: MosquittoProcess;
+let publisher: MqttClient;
+let work: string;
+let model: ModelFiles;
+
+beforeAll(async () => {
+  broker = await startMosquitto({ persistence: false });
+  publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `drift-pub-${process.pid}`, reconnectPeriod: 0 });
+  work = mkdtempSync(join(tmpdir(), 'sentinel-drift-'));
+  model = trainPumpModel(101, { name: 'pump' });
+}, 60_000);
+afterAll(async () => {
+  await publisher?.endAsync();
+  await broker?.dispose();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('drift and input quality per stream', () => {
+  it('a shifted stream goes severe and is announced, a malformed one goes poor, a healthy one stays quiet', async () => {
+    const prefix = uniquePrefix('drift');
+    const modelPath = join(work, 'pump.onnx');
+    placeModel(modelPath, model);
+    const stats = model.manifest.training.stats;
+    expect(stats).toBeDefined();
+    const temperature = model.manifest.channels.indexOf('temperature');
+    const shift = 5 * (stats?.std[temperature] as number);
+
+    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `drift-watch-${process.pid}`, reconnectPeriod: 0 });
+    const events: DriftEvent[] = [];
+    let status: Status | null = null;
+    watcher.on('message', (topic, payload) => {
+      const json: unknown = JSON.parse(payload.toString());
+      if (topic.startsWith(`${prefix}/drift/`)) events.push(driftEventSchema.parse(json));
+      else status = statusSchema.parse(json);
+    });
+    await watcher.subscribeAsync([`${prefix}/drift/#`, `${prefix}/status/#`], { qos: 1 });
+
+    const daemon = await startCapturedDaemon('drift', {
+      broker: { url: broker.url, protocolVersion: 5 },
+      subscriptions: [{ topic: `${prefix}/sensors/+/telemetry`, format: 'json-values', qos: 1 }],
+      alert: { prefix: `${prefix}/alerts`, statusPrefix: `${prefix}/status` },
+      drift: { horizon: 100, minReadings: 50, prefix: `${prefix}/drift`, topN: 3 },
+      schedule: { heartbeat: '* * * * * *' },
+      model: { path: modelPath },
+      log: { level: 'info', rejectLogIntervalMs: 0 },
+    });
+    try {
+      await waitFor(() => daemon.daemon.readiness().ready, 10_000, 'daemon ready');
+      const sims = ['healthy', 'shifted', 'garbled'].map((_, i) => new PumpSimulator({ seed: 70 + i }));
+      let malformed = 0;
+      for (let row = 0; row < ROWS; row++) {
+        await Promise.all(
+          sims.map((sim, i) => {
+            const r = sim.next();
+            if (i === 1 && row >= SHIFT_FROM) r.values[temperature] = (r.values[temperature] as number) + shift;
+            const values: Record<string, unknown> = Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]]));
+            if (i === 2 && row % 5 === 4) {
+              values.vibration = 'broken';
+              malformed++;
+            }
+            const stream = ['healthy', 'shifted', 'garbled'][i] as string;
+            return publisher.publishAsync(`${prefix}/sensors/${stream}/telemetry`, JSON.stringify({ ts: r.ts, values }), { qos: 1 });
+          }),
+        );
+      }
+      await waitFor(() => events.some((e) => e.streamId === 'shifted' && e.measure === 'drift' && e.to === 'severe'), 10_000, 'the severe drift event');
+      await waitFor(() => events.some((e) => e.streamId === 'garbled' && e.measure === 'quality' && e.to === 'poor'), 10_000, 'the poor quality event');
+      await daemon.waitForMetric('sentinel_streams_by_drift_band', 1, 10_000, { band: 'severe' });
+
+      const severe = events.find((e) => e.streamId === 'shifted' && e.to === 'severe') as DriftEvent;
+      expect(severe.channel).toBe('temperature');
+      expect(severe.model.name).toBe('pump');
+      expect(severe.drift as number).toBeGreaterThanOrEqual(3);
+      expect(severe.shift as number).toBeGreaterThan(2);
+      // Announced within the horizon's reach of the shift: the event's record time says which row moved it.
+      const movedAt = (Date.parse(severe.recordTs) - Date.UTC(2024, 0, 1)) / 1000;
+      expect(movedAt).toBeGreaterThan(SHIFT_FROM);
+      expect(movedAt).toBeLessThan(SHIFT_FROM + 100);
+      // The healthy stream never left its bands; the garbled one only for its quality.
+      expect(events.filter((e) => e.streamId === 'healthy')).toEqual([]);
+      expect(events.filter((e) => e.streamId === 'garbled' && e.measure === 'drift' && e.to === 'severe')).toEqual([]);
+      const poor = events.find((e) => e.streamId === 'garbled' && e.to === 'poor') as DriftEvent;
+      expect(poor.rejectedShare).toBeGreaterThanOrEqual(0.05);
+
+      const text = await daemon.metrics();
+      expect(metricValue(text, 'sentinel_streams_by_drift_band', { model: 'default', band: 'severe' })).toBe(1);
+      expect(metricValue(text, 'sentinel_streams_by_input_quality', { model: 'default', band: 'poor' })).toBe(1);
+      expect(metricValue(text, 'sentinel_drift_events_total', { model: 'default' })).toBe(events.length);
+      expect(metricValue(text, 'sentinel_readings_rejected_total', { reason: 'invalid_payload' }) + metricValue(text, 'sentinel_readings_rejected_total', { reason: 'malformed' })).toBe(malformed);
+
+      // The status message (republished every second here) names the most drifting stream first.
+      await waitFor(() => (status as Status | null)?.drift?.default?.top[0]?.streamId === 'shifted', 5_000, 'status with drift');
+      const snapshot = (status as unknown as Status).drift?.default;
+      expect(snapshot?.bands.severe).toBe(1);
+      expect(snapshot?.top[0]?.channel).toBe('temperature');
+      console.log(`DRIFT ${JSON.stringify({ events: events.map((e) => [e.streamId, e.measure, e.from, e.to, e.drift, e.recordTs]), malformed, top: snapshot?.top.map((t) => [t.streamId, t.band, t.drift]) })}`);
+    } finally {
+      await daemon.stop();
+      await watcher.endAsync();
+    }
+  }, 90_000);
+});
