@@ -5,6 +5,7 @@
  */
 import type { Status } from './alert/alert.js';
 import type { DriftSnapshot } from './drift/snapshot.js';
+import { ScoreApi } from './api/score-api.js';
 import type { SparkplugRejectReason } from './ingest/sparkplug/host.js';
 import type { SparkplugCountedEvent } from './ingest/sparkplug/sparkplug-ingest.js';
 import { SparkplugStage } from './ingest/sparkplug/sparkplug-stage.js';
@@ -27,6 +28,7 @@ import { buildInfo } from './observe/build-info.js';
 import { SentinelMetrics, type ModelSwapResult } from './observe/metrics.js';
 import type { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
+import { buildStatusSnapshot, OpenAlerts, StatusPage, type StatusSnapshot } from './observe/status-page.js';
 
 /**
  * Compiles the subscription subscriptions; throws naming the config field on a bad template, or when an alert
@@ -75,6 +77,8 @@ export class Daemon {
   /** Per-message counts, by subscription index (the last slot: none), folded into metrics on scrape. */
   private receivedTally = new Float64Array(0);
   private readonly rejectedBy = new Map<RejectReason, { inc(): void }>();
+  /** The open alerts the status page lists (fed with every decided alert). */
+  private readonly openAlerts = new OpenAlerts(256);
   /** URL of the broker in use (the embedded one when none is configured). */
   brokerUrl = '';
 
@@ -86,6 +90,15 @@ export class Daemon {
     this.warner = new RateLimitedWarner(log, config.log.rejectLogIntervalMs);
     this.stages = new Stages({ onStopError: (stage, err) => this.internalError('process', new Error(`stopping ${stage}: ${(err as Error).message ?? String(err)}`)) });
     const { http } = config;
+    const statusPage = http.statusPage
+      ? new StatusPage({
+          maxClients: http.maxSseClients,
+          intervalMs: http.statusIntervalMs,
+          snapshot: (previous) => this.statusSnapshot(previous),
+          onRejected: () => this.metrics.httpRejected.labels('client_limit').inc(),
+          onError: (err) => this.internalError('http', err),
+        })
+      : undefined;
     this.probes = new ProbeServer(this.metrics.registry, () => this.readiness(), {
       host: http.host,
       port: http.port,
@@ -96,9 +109,13 @@ export class Daemon {
       requestTimeoutMs: http.requestTimeoutMs,
       onRejected: (reason) => this.metrics.httpRejected.labels(reason).inc(),
       onError: (err) => this.internalError('http', err),
+      ...(statusPage ? { statusPage } : {}),
     });
     const hooks: RouteHooks = {
-      onAlert: (alert) => this.alerts?.send(alert),
+      onAlert: (alert) => {
+        this.openAlerts.record(alert);
+        this.alerts?.send(alert);
+      },
       onRejected: (reason, detail, streamId) => this.reject(reason, detail, streamId),
       onDropped: (reason) => this.metrics.readingsDropped.labels(reason).inc(),
       onInternalError: (stage, err) => this.internalError(stage, err),
@@ -207,6 +224,19 @@ export class Daemon {
     await stages.start(alerts);
 
     for (const route of this.routes) await stages.start(route.pipeline());
+    // After the pipelines, so that it stops (answering 503, finishing its run) before they release the models.
+    if (config.api.enabled) {
+      const routes = this.routes;
+      const api = new ScoreApi(
+        config.api,
+        metrics.registry,
+        log.child({ stage: 'api' }),
+        { models: () => routes.map((r) => ({ name: r.name, scorer: r.serving, provider: r.serving?.provider })) },
+        { maxBatch: config.batch.maxSize },
+      );
+      await stages.start(api);
+      log.info({ host: config.api.host, port: api.port }, 'scoring API listening');
+    }
     await stages.start(this.ingestFor(subscriptions, link));
     if (config.sparkplug.enabled) await stages.start(this.sparkplugStage());
     for (const route of this.routes) {
@@ -343,6 +373,54 @@ export class Daemon {
       startedAt: this.startedAt,
       updatedAt: now,
     };
+  }
+
+  /** The status page's snapshot (once per tick, see docs/status-page.md). */
+  private async statusSnapshot(previous: StatusSnapshot | null): Promise<StatusSnapshot> {
+    const { config } = this;
+    // get() folds the hot-path tallies in first, as a scrape does.
+    const values = async (name: string) => (await this.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
+    const total = (list: Array<{ value: number; labels: Record<string, string | number | undefined> }>, label?: string, value?: string): number =>
+      list.reduce((sum, v) => (label === undefined || v.labels[label] === value ? sum + v.value : sum), 0);
+    const alerts = await values('sentinel_alerts_total');
+    const rejects: Record<string, number> = {};
+    for (const v of await values('sentinel_readings_rejected_total')) rejects[String(v.labels.reason)] = (rejects[String(v.labels.reason)] ?? 0) + v.value;
+    return buildStatusSnapshot(
+      {
+        version: buildInfo().version,
+        nodeName: config.nodeName,
+        startedAt: this.startedAt,
+        brokerConnected: this.connected(),
+        models: this.routes.map((route) => {
+          const s = route.serving;
+          const { policy } = s?.manifest ?? {};
+          return {
+            model: route.name,
+            loaded: s !== null,
+            name: s?.manifest.name ?? null,
+            version: s?.manifest.version ?? null,
+            provider: s?.provider ?? null,
+            raiseThreshold: policy?.raiseThreshold ?? null,
+            clearThreshold: policy?.clearThreshold ?? null,
+          };
+        }),
+        queue: { depth: this.sum((p) => p.queued), capacity: config.queue.capacity * this.routes.length },
+        counters: {
+          received: total(await values('sentinel_messages_received_total')),
+          scored: total(await values('sentinel_windows_scored_total')),
+          raised: total(alerts, 'type', 'raised'),
+          resolved: total(alerts, 'type', 'resolved'),
+          dropped: total(await values('sentinel_readings_dropped_total')),
+        },
+        rejects,
+        openAlerts: this.sum((p) => p.openAlerts),
+        alerts: this.openAlerts.list(),
+        scored: this.routes.flatMap((route) => route.running?.takeTopStreams(config.http.statusTopStreams) ?? []),
+        drift: config.drift.enabled ? this.driftSnapshots() : {},
+        topStreams: config.http.statusTopStreams,
+      },
+      previous,
+    );
   }
 
   /** Each running route's drift snapshot, by model name. */

@@ -1,8 +1,10 @@
 /** The daemon's configuration schema: the single source of truth for keys, defaults and docs. */
 import cron from 'node-cron';
 import { z } from 'zod';
+import { apiConfigSchema } from '../api/config.js';
 import { driftConfigSchema } from '../drift/config.js';
 import { sparkplugConfigSchema } from '../ingest/sparkplug/config.js';
+import { statusPageConfigSchema } from '../observe/status-page-config.js';
 import { nearestName } from './nearest.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -209,6 +211,7 @@ const configShape = z.strictObject({
     .max(MAX_MODELS - 1)
     .default([])
     .describe('more models on this node, each scoring the subscriptions that name it; unset keys are taken from `model`'),
+  api: apiConfigSchema.describe('HTTP scoring API on a listener of its own, off by default (docs/api.md)'),
   sparkplug: sparkplugConfigSchema.prefault({}).describe('Sparkplug B host application (docs/sparkplug.md)'),
   drift: driftConfigSchema.prefault({}).describe('input drift and quality per stream, against the training statistics in the model manifest (docs/drift.md)'),
   outbox: z
@@ -242,6 +245,7 @@ const configShape = z.strictObject({
         .describe('open connections from one remote address; keeps one client from taking every slot'),
       headersTimeoutMs: z.number().int().min(100).max(60_000).default(5_000).describe('a request whose headers take longer is closed (slowloris)'),
       requestTimeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('a request that takes longer in all is closed'),
+      ...statusPageConfigSchema.shape,
     })
     .superRefine((http, ctx) => {
       if (http.headersTimeoutMs > http.requestTimeoutMs) {
@@ -250,6 +254,14 @@ const configShape = z.strictObject({
           path: ['headersTimeoutMs'],
           message: `${http.headersTimeoutMs} is above http.requestTimeoutMs (${http.requestTimeoutMs})`,
           params: { fix: 'the headers are part of the request, so keep headersTimeoutMs ≤ requestTimeoutMs' },
+        });
+      }
+      if (http.statusPage && http.maxSseClients >= http.maxConnections) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maxSseClients'],
+          message: `${http.maxSseClients} leaves no connection of http.maxConnections (${http.maxConnections}) for probes and scrapes`,
+          params: { fix: 'keep maxSseClients below maxConnections' },
         });
       }
     })

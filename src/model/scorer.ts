@@ -119,7 +119,8 @@ function checkSignature(session: ort.InferenceSession, manifest: Manifest): stri
 
 class OnnxScorer implements Scorer {
   private readonly windowSize: number;
-  private readonly dims: [number, number, number];
+  /** [batch (per run), window, channels]. */
+  private readonly dims: readonly [number, number, number];
   private readonly tests: number;
 
   constructor(
@@ -132,11 +133,23 @@ class OnnxScorer implements Scorer {
     this.tests = manifest.outputs.tests?.names.length ?? 0;
   }
 
+  /** Runs in progress: the daemon's batches and the scoring API's share the session. */
+  private running = 0;
+  private released = false;
+  private idle: (() => void) | null = null;
+
   async score(input: Float32Array, batch: number): Promise<ScoreOutput> {
-    this.dims[0] = batch;
+    if (this.released) throw new Error(`model ${this.manifest.version} was replaced; score with the current one`);
     const data = input.length === batch * this.windowSize ? input : input.subarray(0, batch * this.windowSize);
-    const feeds = { [this.manifest.input.name]: new ort.Tensor('float32', data, this.dims) };
-    const out = await this.session.run(feeds);
+    // Dims of its own per run: the tensor keeps the array, and runs of the batcher and the API overlap.
+    const feeds = { [this.manifest.input.name]: new ort.Tensor('float32', data, [batch, this.dims[1], this.dims[2]]) };
+    this.running++;
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds);
+    } finally {
+      if (--this.running === 0) this.idle?.();
+    }
     const scoreTensor = out[this.manifest.outputs.score];
     if (!scoreTensor || scoreTensor.type !== 'float32' || scoreTensor.size !== batch) {
       throw new Error(`model returned ${scoreTensor?.size ?? 'no'} scores for a batch of ${batch}`);
@@ -158,7 +171,11 @@ class OnnxScorer implements Scorer {
     return { scores: scoreTensor.data as Float32Array, contributions, tests, testChannels };
   }
 
+  /** Releases the session once no run is using it (a hot swap must not free it under a scoring API run). */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.running > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     await this.session.release();
   }
 }

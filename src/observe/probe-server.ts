@@ -1,12 +1,14 @@
 /**
  * The metrics and probes HTTP server: GET /metrics, /healthz (liveness: the event loop answers),
- * /startupz (the model is loaded), /readyz (ready for telemetry) and nothing else, bounded against abuse.
+ * /startupz (the model is loaded), /readyz (ready for telemetry), the status page when one is mounted
+ * (/, /events, /status.json) and nothing else, bounded against abuse.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { Stage } from '../lifecycle/stage.js';
+import type { StatusPage } from './status-page.js';
 
 export interface Readiness {
   ready: boolean;
@@ -36,6 +38,11 @@ export interface ProbeOptions {
   onRejected?(reason: ProbeRejectReason): void;
   /** An error caught in a handler that would otherwise have reached the top level (a bug). */
   onError?(err: Error): void;
+  /**
+   * The live status page (config http.statusPage): serves /, /events and /status.json, and starts and
+   * stops with this server. Its event streams hold connections, counted by the caps above.
+   */
+  statusPage?: StatusPage;
 }
 
 /** Node checks header and request deadlines only this often (its default, 30 s, let slowloris hold sockets that long). */
@@ -139,12 +146,15 @@ export class ProbeServer implements Stage {
       else this.report(err);
     });
     this.boundPort = (server.address() as AddressInfo).port;
+    await this.options.statusPage?.start();
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    // Event streams never end by themselves: end them first, or close() would wait for every browser.
+    await this.options.statusPage?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     this.perClient.clear();
@@ -203,6 +213,7 @@ export class ProbeServer implements Stage {
       return;
     }
     const { path } = target;
+    if (this.options.statusPage?.handle(req, res, path) === true) return;
     if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz' && path !== '/startupz') {
       res.writeHead(404, TEXT_CLOSE).end('not found\n');
       return;

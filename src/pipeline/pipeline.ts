@@ -21,6 +21,7 @@ import { WindowStore } from '../window/window-store.js';
 import { DriftTracker } from '../drift/tracker.js';
 import { driftEvent, type DriftEvent, type DriftSnapshot } from '../drift/wire.js';
 import type { Manifest } from '../model/manifest.js';
+import { TopStreams, type ScoredStream } from '../observe/status-page-snapshot.js';
 
 export interface PipelineHooks {
   /** Decided alerts, in order: the caller journals and publishes them. */
@@ -55,6 +56,8 @@ export class Pipeline implements ReadingSink, Stage {
   private drift: DriftTracker | null = null;
   private readonly driftOptions: { config: Config['drift']; maxStreams: number; nodeName: string };
   private clockStepsSeen = 0;
+  /** The highest-scoring streams since the status page last asked; null until it first does. */
+  private topStreams: TopStreams | null = null;
   private evictedForRoomSeen = 0;
 
   constructor(
@@ -174,6 +177,24 @@ export class Pipeline implements ReadingSink, Stage {
   /** ReadingSink: a reading of this stream was turned away before the queue (it counts against the stream's input quality). */
   rejected(streamId: string, reason: RejectReason): void {
     this.drift?.recordRejected(streamId, reason);
+  }
+
+  /**
+   * The `n` highest-scoring streams since the last call, each with its highest score (the status page,
+   * once per tick). Kept only once asked for: one comparison per scored window while the table is full.
+   */
+  takeTopStreams(n: number): ScoredStream[] {
+    const top = this.topStreams;
+    if (top === null || top.capacity !== n) {
+      this.topStreams = new TopStreams(n);
+      return [];
+    }
+    return top.drain(this.metrics.model);
+  }
+
+  /** Streams with an open alert. */
+  get openAlerts(): number {
+    return this.decisions.activeAlerts;
   }
 
   /** Readings queued and not yet in a window. */
@@ -319,6 +340,8 @@ export class Pipeline implements ReadingSink, Stage {
     for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
     this.decisions.decideBatch(batch, output, scorer.manifest);
     metrics.alertsActive.set(this.decisions.activeAlerts);
+    const top = this.topStreams;
+    if (top !== null) for (let i = 0; i < batch.size; i++) top.offer(batch.streamIds[i] as string, output.scores[i] as number);
   }
 
   private onShadowScored(result: ShadowResult): void {
