@@ -3,10 +3,10 @@
  * routes' live models through a bounded, coalescing batcher; bounded like the probe server, never a crash.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { finiteScore } from '../alert/alert.js';
+import { ConnectionGuard } from '../observe/connection-guard.js';
 import type { Stage } from '../lifecycle/stage.js';
 import type { Scorer } from '../model/scorer.js';
 import type { Logger } from '../observe/log.js';
@@ -44,11 +44,6 @@ const MAX_HEADER_BYTES = 16_384;
 const RETRY_BUSY_S = '1';
 const RETRY_UNAVAILABLE_S = '5';
 
-const raw = (status: string): string => `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
-const BAD_REQUEST = raw('400 Bad Request');
-const REQUEST_TIMEOUT = raw('408 Request Timeout');
-const HEADERS_TOO_LARGE = raw('431 Request Header Fields Too Large');
-const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE']);
 
 function ignore(): void {}
 
@@ -66,7 +61,7 @@ export class ScoreApi implements Stage {
   private readonly token: TokenFile | null;
   private server: Server | null = null;
   private boundPort = 0;
-  private readonly perClient = new Map<string, number>();
+  private readonly guard: ConnectionGuard;
   private readonly headersTimeoutMs: number;
 
   constructor(
@@ -76,6 +71,7 @@ export class ScoreApi implements Stage {
     private readonly provider: ApiModelProvider,
     options: ScoreApiOptions,
   ) {
+    this.guard = new ConnectionGuard(this.config.maxConnectionsPerClient, (reason) => this.reject(reason));
     this.metrics = new ApiMetrics(registry, provider.models().map((m) => m.name));
     this.headersTimeoutMs = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
     this.token = config.tokenFile === undefined ? null : new TokenFile(config.tokenFile);
@@ -112,8 +108,8 @@ export class ScoreApi implements Stage {
     );
     server.maxConnections = maxConnections;
     server.on('drop', () => this.reject('connection_limit'));
-    server.on('connection', this.onConnection);
-    server.on('clientError', this.onClientError);
+    server.on('connection', this.guard.onConnection);
+    server.on('clientError', this.guard.onClientError);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new Error(`api: cannot listen on ${host}:${port}: ${err.message} — fix: set api.port to a free port or api.enabled: false`)));
@@ -139,7 +135,7 @@ export class ScoreApi implements Stage {
     if (server === null) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.perClient.clear();
+    this.guard.clear();
   }
 
   private scorerFor(model: string): Scorer | null {
@@ -147,37 +143,7 @@ export class ScoreApi implements Stage {
     return null;
   }
 
-  private readonly onConnection = (socket: Socket): void => {
-    const address = socket.remoteAddress;
-    if (address === undefined) {
-      socket.destroy();
-      return;
-    }
-    const open = this.perClient.get(address) ?? 0;
-    if (open >= this.config.maxConnectionsPerClient) {
-      socket.destroy();
-      this.reject('client_limit');
-      return;
-    }
-    this.perClient.set(address, open + 1);
-    socket.once('close', () => {
-      const left = (this.perClient.get(address) ?? 1) - 1;
-      if (left > 0) this.perClient.set(address, left);
-      else this.perClient.delete(address);
-    });
-  };
 
-  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
-    const code = err.code ?? '';
-    if (!PEER_GONE.has(code)) {
-      const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
-      this.reject(timeout ? 'timeout' : 'bad_request');
-      if (socket.writable && (socket as Socket).bytesWritten === 0) {
-        socket.write(timeout ? REQUEST_TIMEOUT : code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
-      }
-    }
-    socket.destroy();
-  };
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     res.on('error', ignore);

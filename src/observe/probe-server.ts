@@ -4,9 +4,9 @@
  * (/, /events, /status.json) and nothing else, bounded against abuse.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { ConnectionGuard } from './connection-guard.js';
 import type { Stage } from '../lifecycle/stage.js';
 import type { StatusPage } from './status-page.js';
 
@@ -60,13 +60,7 @@ const JSON_TYPE = { 'content-type': 'application/json' } as const;
 const TEXT_CLOSE = { 'content-type': 'text/plain', connection: 'close' } as const;
 const NOT_ALLOWED = { allow: 'GET, HEAD', 'content-type': 'text/plain', connection: 'close' } as const;
 
-const raw = (status: string): string => `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
-const BAD_REQUEST = raw('400 Bad Request');
-const REQUEST_TIMEOUT = raw('408 Request Timeout');
-const HEADERS_TOO_LARGE = raw('431 Request Header Fields Too Large');
 
-/** Errors that mean the peer went away, not that it sent something wrong. */
-const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE']);
 
 function ignore(): void {}
 
@@ -98,7 +92,7 @@ export class ProbeServer implements Stage {
   private server: Server | null = null;
   private boundPort = 0;
   /** Open connections by remote address, for the per-client cap. */
-  private readonly perClient = new Map<string, number>();
+  private readonly guard: ConnectionGuard;
   private readonly headersTimeoutMs: number;
 
   constructor(
@@ -106,6 +100,7 @@ export class ProbeServer implements Stage {
     private readonly readiness: () => Readiness,
     private readonly options: ProbeOptions,
   ) {
+    this.guard = new ConnectionGuard(this.options.maxConnectionsPerClient, (reason) => this.reject(reason));
     // The headers are part of the request: its deadline bounds theirs (Node refuses headersTimeout > requestTimeout).
     this.headersTimeoutMs = Math.min(options.headersTimeoutMs, options.requestTimeoutMs);
   }
@@ -130,8 +125,8 @@ export class ProbeServer implements Stage {
     // Node closes a connection over this at once, before any HTTP state exists for it, and emits 'drop'.
     server.maxConnections = maxConnections;
     server.on('drop', () => this.reject('connection_limit'));
-    server.on('connection', this.onConnection);
-    server.on('clientError', this.onClientError);
+    server.on('connection', this.guard.onConnection);
+    server.on('clientError', this.guard.onClientError);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -157,41 +152,10 @@ export class ProbeServer implements Stage {
     await this.options.statusPage?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.perClient.clear();
+    this.guard.clear();
   }
 
-  private readonly onConnection = (socket: Socket): void => {
-    const address = socket.remoteAddress;
-    if (address === undefined) {
-      socket.destroy(); // already gone
-      return;
-    }
-    const open = this.perClient.get(address) ?? 0;
-    if (open >= this.options.maxConnectionsPerClient) {
-      socket.destroy();
-      this.reject('client_limit');
-      return;
-    }
-    this.perClient.set(address, open + 1);
-    socket.once('close', () => {
-      const left = (this.perClient.get(address) ?? 1) - 1;
-      if (left > 0) this.perClient.set(address, left);
-      else this.perClient.delete(address);
-    });
-  };
 
-  /** Node's parser refused the bytes, a deadline passed, or the socket failed: answer if we can, then close. */
-  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
-    const code = err.code ?? '';
-    if (!PEER_GONE.has(code)) {
-      const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
-      this.reject(timeout ? 'timeout' : 'bad_request');
-      if (socket.writable && (socket as Socket).bytesWritten === 0) {
-        socket.write(timeout ? REQUEST_TIMEOUT : code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
-      }
-    }
-    socket.destroy();
-  };
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // A response write that fails means the peer went away; nothing to do but not crash.

@@ -1,0 +1,64 @@
+/**
+ * What every Sentinel HTTP listener (probes and status page, scoring API) does at the socket: at most
+ * `maxPerClient` open connections from one remote address, and an answer (or a plain close) for bytes
+ * Node's parser refuses or a deadline that passed, counted by reason. The total cap is the server's
+ * own maxConnections ('drop').
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+export type GuardRejectReason = 'client_limit' | 'timeout' | 'bad_request';
+
+const raw = (status: string): string => `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+export const BAD_REQUEST = raw('400 Bad Request');
+const REQUEST_TIMEOUT = raw('408 Request Timeout');
+const HEADERS_TOO_LARGE = raw('431 Request Header Fields Too Large');
+/** The peer went away: nothing to answer, nothing to count. */
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE']);
+
+export class ConnectionGuard {
+  private readonly perClient = new Map<string, number>();
+
+  constructor(
+    private readonly maxPerClient: number,
+    private readonly reject: (reason: GuardRejectReason) => void,
+  ) {}
+
+  /** For server.on('connection'). */
+  readonly onConnection = (socket: Socket): void => {
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      socket.destroy(); // already gone
+      return;
+    }
+    const open = this.perClient.get(address) ?? 0;
+    if (open >= this.maxPerClient) {
+      socket.destroy();
+      this.reject('client_limit');
+      return;
+    }
+    this.perClient.set(address, open + 1);
+    socket.once('close', () => {
+      const left = (this.perClient.get(address) ?? 1) - 1;
+      if (left > 0) this.perClient.set(address, left);
+      else this.perClient.delete(address);
+    });
+  };
+
+  /** For server.on('clientError'): Node's parser refused the bytes, a deadline passed, or the socket failed. */
+  readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const code = err.code ?? '';
+    if (!PEER_GONE.has(code)) {
+      const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      this.reject(timeout ? 'timeout' : 'bad_request');
+      if (socket.writable && (socket as Socket).bytesWritten === 0) {
+        socket.write(timeout ? REQUEST_TIMEOUT : code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+      }
+    }
+    socket.destroy();
+  };
+
+  clear(): void {
+    this.perClient.clear();
+  }
+}
