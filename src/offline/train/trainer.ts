@@ -79,25 +79,9 @@ function trainWindowPca(table: Table, options: TrainOptions): TrainedModel {
     description: `Sentinel ${MODEL_FAMILY} model "${name}": window ${window}, channels ${channels.join(', ')}`,
   });
   const manifest = manifestSchema.parse({
-    schemaVersion: 1,
-    name,
-    version: `sha256:${createHash('sha256').update(onnx).digest('hex')}`,
-    family: 'window-pca-t2q',
-    createdAt: options.createdAt ?? new Date().toISOString(),
-    channels: [...channels],
-    window,
-    input: { name: INPUT_NAME },
+    ...manifestCommon({ onnx, name, family: 'window-pca-t2q', channels, window, table, options, stats: channelStats(fitted.columns, fitRows) }),
     outputs: { score: SCORE_NAME, contributions: CONTRIBUTIONS_NAME },
-    normalization: { kind: 'graph' },
     policy,
-    training: {
-      rows: table.rows,
-      from: iso(table.timestamps?.[0]),
-      to: iso(table.timestamps?.[table.rows - 1]),
-      sha256: table.sha256,
-      source: options.source ?? table.source,
-      stats: channelStats(fitted.columns, fitRows),
-    },
     calibration: {
       fitRows,
       heldOutRows: table.rows - fitRows,
@@ -113,6 +97,39 @@ function trainWindowPca(table: Table, options: TrainOptions): TrainedModel {
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** What every family's manifest says of its file, its input and the data it was trained on (the schema orders the keys). */
+function manifestCommon(m: {
+  onnx: Uint8Array;
+  name: string;
+  family: Manifest['family'];
+  channels: readonly string[];
+  window: number;
+  table: Table;
+  options: TrainOptions;
+  stats: { mean: number[]; std: number[] };
+}): Omit<Manifest, 'outputs' | 'policy' | 'calibration'> {
+  const { table, options } = m;
+  return {
+    schemaVersion: 1,
+    name: m.name,
+    version: `sha256:${createHash('sha256').update(m.onnx).digest('hex')}`,
+    family: m.family,
+    createdAt: options.createdAt ?? new Date().toISOString(),
+    channels: [...m.channels],
+    window: m.window,
+    input: { name: INPUT_NAME },
+    normalization: { kind: 'graph' },
+    training: {
+      rows: table.rows,
+      from: iso(table.timestamps?.[0]),
+      to: iso(table.timestamps?.[table.rows - 1]),
+      sha256: table.sha256,
+      source: options.source ?? table.source,
+      stats: m.stats,
+    },
+  };
+}
 
 /** The checked channels and their columns, and the whole detector, from the options. */
 function prepare(table: Table, options: TrainOptions): { window: number; detector: DetectorOptions; channels: string[]; columns: Float64Array[] } {
@@ -164,25 +181,9 @@ function trainBaselineTests(table: Table, options: TrainOptions): TrainedModel {
   });
   const finite = (v: number): number | string => (Number.isFinite(v) ? v : 'off');
   const manifest = manifestSchema.parse({
-    schemaVersion: 1,
-    name,
-    version: `sha256:${createHash('sha256').update(onnx).digest('hex')}`,
-    family: 'baseline-tests',
-    createdAt: options.createdAt ?? new Date().toISOString(),
-    channels: [...channels],
-    window,
-    input: { name: INPUT_NAME },
+    ...manifestCommon({ onnx, name, family: 'baseline-tests', channels, window, table, options, stats: channelStats(columns, table.rows) }),
     outputs: { score: SCORE_NAME, contributions: CONTRIBUTIONS_NAME, tests: { names: [...TEST_NAMES], scores: TESTS_NAME, channels: TEST_CHANNELS_NAME } },
-    normalization: { kind: 'graph' },
     policy,
-    training: {
-      rows: table.rows,
-      from: iso(table.timestamps?.[0]),
-      to: iso(table.timestamps?.[table.rows - 1]),
-      sha256: table.sha256,
-      source: options.source ?? table.source,
-      stats: channelStats(columns, table.rows),
-    },
     calibration: {
       windows: fitted.windows,
       fitWindows: fitted.fitWindows,
