@@ -2,11 +2,10 @@
  * The HTTP scoring API: POST /v1/score and GET /v1/models on a listener of their own, scoring with the
  * routes' live models through a bounded, coalescing batcher; bounded like the probe server, never a crash.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { finiteScore } from '../alert/alert.js';
-import { ConnectionGuard } from '../observe/connection-guard.js';
+import { ConnectionGuard, listenGuarded, type GuardedServer } from '../observe/connection-guard.js';
 import type { Stage } from '../lifecycle/stage.js';
 import type { Scorer } from '../model/scorer.js';
 import type { Logger } from '../observe/log.js';
@@ -35,8 +34,6 @@ export interface ScoreApiOptions {
   maxBatch: number;
 }
 
-/** Node checks header and request deadlines only this often (its default, 30 s, lets slowloris hold sockets). */
-const CHECK_INTERVAL_MS = 500;
 /** API clients send a request every few ms to s: a keep-alive socket saves a handshake, but is not held long. */
 const KEEP_ALIVE_MS = 5_000;
 const MAX_HEADER_BYTES = 16_384;
@@ -61,7 +58,7 @@ export class ScoreApi implements Stage {
   private readonly token: TokenFile | null;
   private server: Server | null = null;
   private boundPort = 0;
-  private readonly guard: ConnectionGuard;
+  private guard: ConnectionGuard | null = null;
   private readonly headersTimeoutMs: number;
 
   constructor(
@@ -71,7 +68,6 @@ export class ScoreApi implements Stage {
     private readonly provider: ApiModelProvider,
     options: ScoreApiOptions,
   ) {
-    this.guard = new ConnectionGuard(this.config.maxConnectionsPerClient, (reason) => this.reject(reason));
     this.metrics = new ApiMetrics(registry, provider.models().map((m) => m.name));
     this.headersTimeoutMs = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
     this.token = config.tokenFile === undefined ? null : new TokenFile(config.tokenFile);
@@ -95,34 +91,21 @@ export class ScoreApi implements Stage {
   async start(): Promise<void> {
     if (!this.config.enabled) return;
     await this.token?.load();
-    const { host, port, maxConnections, requestTimeoutMs } = this.config;
-    const server = createServer(
-      {
-        connectionsCheckingInterval: CHECK_INTERVAL_MS,
-        headersTimeout: this.headersTimeoutMs,
-        requestTimeout: requestTimeoutMs,
-        keepAliveTimeout: Math.min(KEEP_ALIVE_MS, this.headersTimeoutMs),
-        maxHeaderSize: MAX_HEADER_BYTES,
-      },
-      this.onRequest,
-    );
-    server.maxConnections = maxConnections;
-    server.on('drop', () => this.reject('connection_limit'));
-    server.on('connection', this.guard.onConnection);
-    server.on('clientError', this.guard.onClientError);
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`api: cannot listen on ${host}:${port}: ${err.message} — fix: set api.port to a free port or api.enabled: false`)));
-      server.listen(port, host, () => {
-        server.removeAllListeners('error');
-        resolve();
-      });
-    });
-    server.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EMFILE' || err.code === 'ENFILE') this.reject('connection_limit');
-      else this.log.error({ err: err.message }, 'scoring API server error');
-    });
-    this.boundPort = (server.address() as AddressInfo).port;
+    const { host, port, maxConnections, maxConnectionsPerClient, requestTimeoutMs } = this.config;
+    let listening: GuardedServer;
+    try {
+      listening = await listenGuarded(
+        { host, port, maxConnections, maxConnectionsPerClient, headersTimeoutMs: this.headersTimeoutMs, requestTimeoutMs, keepAliveMs: KEEP_ALIVE_MS, maxHeaderBytes: MAX_HEADER_BYTES },
+        this.onRequest,
+        (reason) => this.reject(reason),
+        (err) => this.log.error({ err: err.message }, 'scoring API server error'),
+      );
+    } catch (err) {
+      throw new Error(`api: cannot listen on ${host}:${port}: ${(err as Error).message} — fix: set api.port to a free port or api.enabled: false`);
+    }
+    this.server = listening.server;
+    this.guard = listening.guard;
+    this.boundPort = listening.port;
     this.log.info({ host, port: this.boundPort, auth: this.token !== null }, 'scoring API listening');
   }
 
@@ -135,7 +118,7 @@ export class ScoreApi implements Stage {
     if (server === null) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.guard.clear();
+    this.guard?.clear();
   }
 
   private scorerFor(model: string): Scorer | null {

@@ -4,10 +4,16 @@
  * Node's parser refuses or a deadline that passed, counted by reason. The total cap is the server's
  * own maxConnections ('drop').
  */
-import type { Socket } from 'node:net';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 export type GuardRejectReason = 'client_limit' | 'timeout' | 'bad_request';
+/** Also the total cap: Node refused the connection ('drop'), or a failed accept (out of descriptors). */
+export type ServerRejectReason = GuardRejectReason | 'connection_limit';
+
+/** Node checks header and request deadlines only this often (its default, 30 s, let slowloris hold sockets that long). */
+const CHECK_INTERVAL_MS = 500;
 
 const raw = (status: string): string => `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
 export const BAD_REQUEST = raw('400 Bad Request');
@@ -61,4 +67,66 @@ export class ConnectionGuard {
   clear(): void {
     this.perClient.clear();
   }
+}
+
+export interface GuardedServerOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+  /** Already bounded by requestTimeoutMs. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** An idle keep-alive socket is closed after this (at most headersTimeoutMs). */
+  keepAliveMs: number;
+  /** A larger request head is refused with 431. */
+  maxHeaderBytes: number;
+}
+
+export interface GuardedServer {
+  server: Server;
+  guard: ConnectionGuard;
+  /** The port listened on (the configured one, or the one picked for port 0). */
+  port: number;
+}
+
+/**
+ * An HTTP server with Node's deadlines, the total and per-address connection caps and the guard's
+ * answers, listening; rejects with the listen error. After listen, a failed accept out of descriptors
+ * counts as a refused connection and any other server error goes to `onError`.
+ */
+export async function listenGuarded(
+  options: GuardedServerOptions,
+  onRequest: RequestListener,
+  reject: (reason: ServerRejectReason) => void,
+  onError: (err: Error) => void,
+): Promise<GuardedServer> {
+  const server = createServer(
+    {
+      connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: Math.min(options.keepAliveMs, options.headersTimeoutMs),
+      maxHeaderSize: options.maxHeaderBytes,
+    },
+    onRequest,
+  );
+  const guard = new ConnectionGuard(options.maxConnectionsPerClient, reject);
+  // Node closes a connection over this at once, before any HTTP state exists for it, and emits 'drop'.
+  server.maxConnections = options.maxConnections;
+  server.on('drop', () => reject('connection_limit'));
+  server.on('connection', guard.onConnection);
+  server.on('clientError', guard.onClientError);
+  await new Promise<void>((resolve, fail) => {
+    server.once('error', fail);
+    server.listen(options.port, options.host, () => {
+      server.off('error', fail);
+      resolve();
+    });
+  });
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') reject('connection_limit');
+    else onError(err);
+  });
+  return { server, guard, port: (server.address() as AddressInfo).port };
 }

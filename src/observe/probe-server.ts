@@ -3,10 +3,9 @@
  * /startupz (the model is loaded), /readyz (ready for telemetry), the status page when one is mounted
  * (/, /events, /status.json) and nothing else, bounded against abuse.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import { ConnectionGuard } from './connection-guard.js';
+import { ConnectionGuard, listenGuarded } from './connection-guard.js';
 import type { Stage } from '../lifecycle/stage.js';
 import type { StatusPage } from './status-page.js';
 
@@ -45,8 +44,6 @@ export interface ProbeOptions {
   statusPage?: StatusPage;
 }
 
-/** Node checks header and request deadlines only this often (its default, 30 s, let slowloris hold sockets that long). */
-const CHECK_INTERVAL_MS = 500;
 /** Probes and scrapes come every few seconds at most: an idle keep-alive socket is not worth a slot. */
 const KEEP_ALIVE_MS = 2_000;
 /** Probe requests carry a handful of short headers; a larger head is refused with 431 (Node's default is 16 KiB). */
@@ -92,7 +89,7 @@ export class ProbeServer implements Stage {
   private server: Server | null = null;
   private boundPort = 0;
   /** Open connections by remote address, for the per-client cap. */
-  private readonly guard: ConnectionGuard;
+  private guard: ConnectionGuard | null = null;
   private readonly headersTimeoutMs: number;
 
   constructor(
@@ -100,7 +97,6 @@ export class ProbeServer implements Stage {
     private readonly readiness: () => Readiness,
     private readonly options: ProbeOptions,
   ) {
-    this.guard = new ConnectionGuard(this.options.maxConnectionsPerClient, (reason) => this.reject(reason));
     // The headers are part of the request: its deadline bounds theirs (Node refuses headersTimeout > requestTimeout).
     this.headersTimeoutMs = Math.min(options.headersTimeoutMs, options.requestTimeoutMs);
   }
@@ -111,36 +107,16 @@ export class ProbeServer implements Stage {
   }
 
   async start(): Promise<void> {
-    const { requestTimeoutMs, maxConnections, host, port } = this.options;
-    const server = createServer(
-      {
-        connectionsCheckingInterval: CHECK_INTERVAL_MS,
-        headersTimeout: this.headersTimeoutMs,
-        requestTimeout: requestTimeoutMs,
-        keepAliveTimeout: Math.min(KEEP_ALIVE_MS, this.headersTimeoutMs),
-        maxHeaderSize: MAX_HEADER_BYTES,
-      },
+    const { requestTimeoutMs, maxConnections, maxConnectionsPerClient, host, port } = this.options;
+    const listening = await listenGuarded(
+      { host, port, maxConnections, maxConnectionsPerClient, headersTimeoutMs: this.headersTimeoutMs, requestTimeoutMs, keepAliveMs: KEEP_ALIVE_MS, maxHeaderBytes: MAX_HEADER_BYTES },
       this.onRequest,
+      (reason) => this.reject(reason),
+      (err) => this.report(err),
     );
-    // Node closes a connection over this at once, before any HTTP state exists for it, and emits 'drop'.
-    server.maxConnections = maxConnections;
-    server.on('drop', () => this.reject('connection_limit'));
-    server.on('connection', this.guard.onConnection);
-    server.on('clientError', this.guard.onClientError);
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    // After listen, the only server errors are failed accepts: out of descriptors is a refused connection.
-    server.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EMFILE' || err.code === 'ENFILE') this.reject('connection_limit');
-      else this.report(err);
-    });
-    this.boundPort = (server.address() as AddressInfo).port;
+    this.server = listening.server;
+    this.guard = listening.guard;
+    this.boundPort = listening.port;
     await this.options.statusPage?.start();
   }
 
@@ -152,7 +128,7 @@ export class ProbeServer implements Stage {
     await this.options.statusPage?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.guard.clear();
+    this.guard?.clear();
   }
 
 
