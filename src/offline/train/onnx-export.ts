@@ -69,6 +69,11 @@ export function exportOnnx(model: WindowPcaModel, opts: ExportOptions): Uint8Arr
       { name: CONTRIBUTIONS_NAME, type: tensorType(['batch', c]) },
     ],
   };
+  return encodeModel(graph, opts.channels);
+}
+
+/** The ModelProto around a graph, as every family writes it (the channels as metadata). */
+function encodeModel(graph: object, channels: readonly string[]): Uint8Array {
   const type = onnxModelType();
   const message = type.fromObject({
     ir_version: ONNX_IR_VERSION,
@@ -76,7 +81,7 @@ export function exportOnnx(model: WindowPcaModel, opts: ExportOptions): Uint8Arr
     producer_name: 'sentinel',
     producer_version: '1',
     graph,
-    metadata_props: [{ key: 'channels', value: opts.channels.join(',') }],
+    metadata_props: [{ key: 'channels', value: channels.join(',') }],
   });
   return type.encode(message).finish();
 }
@@ -183,14 +188,5 @@ export function exportTestsOnnx(model: BaselineTestsModel, opts: ExportOptions):
       { name: TEST_CHANNELS_NAME, type: tensorType(['batch', t, c]) },
     ],
   };
-  const type = onnxModelType();
-  const message = type.fromObject({
-    ir_version: ONNX_IR_VERSION,
-    opset_import: [{ domain: '', version: ONNX_OPSET }],
-    producer_name: 'sentinel',
-    producer_version: '1',
-    graph,
-    metadata_props: [{ key: 'channels', value: opts.channels.join(',') }],
-  });
-  return type.encode(message).finish();
+  return encodeModel(graph, opts.channels);
 }
