@@ -68,6 +68,15 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
   const one = r.routes?.comparisons.find((x) => x.setup === 'one model');
   for (const c of r.routes?.comparisons ?? []) {
     if (c.setup === 'one model') continue;
+    if (c.setup === 'build before') {
+      // The same daemon and workload built from the earlier commit: what the new code costs when its features are off.
+      out.push({
+        target: `CPU/message with tracing off ≤ 1.05× the build before (${r.routes?.before?.commit ?? '?'}), ${r.routes?.format}, QoS ${r.routes?.qos}`,
+        measured: `${fixed(1 / c.cpuRatio)}× (${fixed(one?.cpuPer100k)} vs ${fixed(c.cpuPer100k)} CPU s/100k)`,
+        met: 1 / c.cpuRatio <= 1.05,
+      });
+      continue;
+    }
     out.push({
       target: `CPU/message ≤ 1.3× one model (${c.setup}, ${r.routes?.format}, QoS ${r.routes?.qos})`,
       measured: `${fixed(c.cpuRatio)}× (${fixed(c.cpuPer100k)} vs ${fixed(one?.cpuPer100k)} CPU s/100k)`,
@@ -192,13 +201,16 @@ export function markdown(r: BenchResults): string {
     const x = r.routes;
     parts.push(
       '',
-      `## Routes and shadow models: CPU per message against one model (${x.broker}, ${x.format}, QoS ${x.qos})`,
+      `## Routes, shadow models and tracing: CPU per message against one model (${x.broker}, ${x.format}, QoS ${x.qos})`,
       '',
       `${int(r.settings.messages)} messages per run over ${int(x.streams)} single-channel streams (window ${x.window}, model family ${x.models.family}), ` +
         'from two publishers, half the streams each on its own topic family, the same for every setup. ' +
         '"one model": one subscription over both families; "two routes": one subscription per family, each naming its own model (two files, the same model); ' +
         '"live + shadow": one model with a candidate (`<model>.candidate.onnx`) scoring every batch in shadow; ' +
-        `the candidate was trained on ${x.models.candidateData}. ` +
+        `the candidate was trained on ${x.models.candidateData}; ` +
+        '"tracing on": one model with OpenTelemetry tracing on (`tracing.enabled`, every batch traced: batch, inference and decide spans, plus one span per alert), ' +
+        `exported over OTLP/HTTP to a receiver in the bench process (${int(x.otlpReceived?.spans ?? 0)} spans in ${int(x.otlpReceived?.exports ?? 0)} exports); the other setups run with tracing off, the default. ` +
+        (x.before ? `"build before": "one model" run by the build of commit ${x.before.commit} (\`BENCH_BASELINE_REV=${x.before.rev}\`). ` : '') +
         'The setups run in turn within each repeat; medians are reported. Checked on each daemon\'s /metrics: ' +
         x.checks.join('; ') +
         '.',

@@ -38,6 +38,8 @@ export interface BenchSettings {
   memoryRounds: number;
   modelSeconds: number;
   outDir: string;
+  /** A commit whose build runs as the routes section's "before" setup (BENCH_BASELINE_REV), or null. */
+  baselineRev: string | null;
 }
 
 function num(name: string, fallback: number): number {
@@ -80,5 +82,6 @@ export function readSettings(): BenchSettings {
     memoryRounds: Math.max(1, Math.round(num('BENCH_MEMORY_ROUNDS', quick ? 1 : 32))),
     modelSeconds: num('BENCH_MODEL_SECONDS', quick ? 1 : 3),
     outDir: process.env.BENCH_OUT?.trim() || 'bench/results',
+    baselineRev: process.env.BENCH_BASELINE_REV?.trim() || null,
   };
 }

@@ -25,7 +25,8 @@ import { Route, type RouteHooks } from './route/route.js';
 import { routeSpecs } from './route/routes.js';
 import { RateLimitedWarner, type Logger } from './observe/log.js';
 import { buildInfo } from './observe/build-info.js';
-import { SentinelMetrics, type ModelSwapResult } from './observe/metrics.js';
+import { SentinelMetrics, type ModelSwapResult, type traceSpanOutcomes } from './observe/metrics.js';
+import type { Tracing, TracingHooks } from './observe/tracing.js';
 import type { Pipeline } from './pipeline/pipeline.js';
 import { ProbeServer, type Readiness } from './observe/probe-server.js';
 import { buildStatusSnapshot, OpenAlerts, StatusPage, type StatusSnapshot } from './observe/status-page.js';
@@ -67,6 +68,9 @@ export class Daemon {
   /** The route of each subscription, by subscription index. */
   private readonly routeOf: Route[];
   private alerts: AlertStage | null = null;
+  /** The routes' hooks: the tracer joins them in start() when tracing is on, before any pipeline is made. */
+  private readonly routeHooks: RouteHooks;
+  private tracing: Tracing | null = null;
   private limiter: StreamRateLimiter | null = null;
   private link: BrokerLink | null = null;
   private stopping = false;
@@ -111,7 +115,7 @@ export class Daemon {
       onError: (err) => this.internalError('http', err),
       ...(statusPage ? { statusPage } : {}),
     });
-    const hooks: RouteHooks = {
+    const hooks: RouteHooks = (this.routeHooks = {
       onAlert: (alert) => {
         this.openAlerts.record(alert);
         this.alerts?.send(alert);
@@ -121,7 +125,7 @@ export class Daemon {
       onInternalError: (stage, err) => this.internalError(stage, err),
       onSwapped: () => void this.link?.publishStatus('online'),
       onDrift: (event) => this.link?.publishEvent(`${config.drift.prefix}/${event.streamId}`, event),
-    };
+    });
     const specs = routeSpecs(config);
     this.routes = specs.map((spec) => new Route(spec, config, log, this.warner, this.metrics, hooks));
     this.routeOf = [];
@@ -204,6 +208,13 @@ export class Daemon {
     const subscriptions = compileRules(config);
     await stages.start(this.probes);
     log.info({ host: config.http.host, port: this.probes.port }, 'metrics and probes listening');
+    if (config.tracing.enabled) {
+      // Loaded only when on: a node without tracing never loads the OpenTelemetry SDK.
+      const { Tracing } = await import('./observe/tracing.js');
+      this.tracing = await stages.start(new Tracing(config.tracing, { nodeName: config.nodeName, version: buildInfo().version }, this.tracingHooks()));
+      this.routeHooks.tracer = this.tracing;
+      log.info({ endpoint: config.tracing.endpoint ?? 'from OTEL_EXPORTER_OTLP_* or http://localhost:4318/v1/traces', batchSampleRatio: config.tracing.batchSampleRatio }, 'tracing on');
+    }
     for (const route of this.routes) await stages.start(route.model);
 
     const link = new BrokerLink(config, log, this.warner, metrics, (state) => this.status(state), {
@@ -219,7 +230,7 @@ export class Daemon {
     await stages.start(link);
     this.brokerUrl = link.url;
 
-    const alerts = new AlertStage(config, log, this.warner, metrics, link);
+    const alerts = new AlertStage(config, log, this.warner, metrics, link, this.tracing ?? undefined);
     this.alerts = alerts;
     await stages.start(alerts);
 
@@ -244,6 +255,18 @@ export class Daemon {
       await stages.start(route.candidateWatcher);
     }
     await stages.start(new Scheduler(this.jobs(), (_job, err) => this.internalError('cron', err)));
+  }
+
+  private tracingHooks(): TracingHooks {
+    const spans = (outcome: (typeof traceSpanOutcomes)[number]) => this.metrics.traceSpans.labels(outcome);
+    const [ended, exported, failed] = [spans('ended'), spans('exported'), spans('export_failed')];
+    return {
+      onEnded: (count) => ended.inc(count),
+      onExported: (count, ok, error) => {
+        (ok ? exported : failed).inc(count);
+        if (!ok) this.warner.warn('trace-export', { spans: count, err: error?.message ?? 'export failed' }, 'trace export failed: its spans are lost (the data path is not affected)');
+      },
+    };
   }
 
   /** The Sparkplug B host, feeding the route of `sparkplug.model` (see src/ingest/sparkplug/). */

@@ -47,6 +47,8 @@ export interface DaemonOptions {
   extra?: Partial<ConfigInput>;
   /** Node flags for the daemon (BENCH_DAEMON_NODE_ARGS come after them). */
   nodeArgs?: string[];
+  /** Another build's CLI (lib/baseline-build.ts); default: this checkout's dist/cli/main.js. */
+  cli?: string;
 }
 
 /** BENCH_DAEMON_CONFIG: JSON sections laid over every bench daemon's config, e.g. '{"batch":{"maxSize":1024}}'. */
@@ -109,7 +111,7 @@ export class DaemonProcess {
     writeFileSync(configPath, stringify(config));
     // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon under load.
     const nodeArgs = [...(options.nodeArgs ?? []), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0)];
-    const child = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, options.cli ?? CLI, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('daemon did not spawn');
     const brokerUrl = options.brokerUrl ?? `mqtt://127.0.0.1:${embeddedPort}`;
     const daemon = new DaemonProcess(child, child.pid, httpPort, brokerUrl, configPath);

@@ -1,6 +1,8 @@
 /**
  * Routes: the daemon's CPU per message with one model, with two routes (two models, the streams split
- * over two topic families) and with one live plus one shadow model, on the same json-value messages
+ * over two topic families), with one live plus one shadow model, and with OpenTelemetry tracing on
+ * (every batch traced, exported to an OTLP receiver in the bench process; "one model" has it off, the
+ * default), on the same json-value messages
  * (1,000 streams, QoS 1, single-channel window-32 models), in the same run and through the same broker.
  * Each setup runs in its own daemon, all three started up front and measured in turn within each
  * repeat (each repeat starting with another), so a noisy spell on the machine hits every setup alike. Its /metrics must show that the
@@ -18,8 +20,10 @@ import { copyModel, trainSineModel } from '../lib/models.js';
 import type { PublisherJob } from '../lib/agent.js';
 import { median } from '../report.js';
 import { probePayload } from './throughput.js';
+import { OtlpReceiver } from '../../test/support/otlp-receiver.js';
+import { buildAtRevision } from '../lib/baseline-build.js';
 
-export const routeSetups = ['one model', 'two routes', 'live + shadow'] as const;
+export const routeSetups = ['one model', 'two routes', 'live + shadow', 'tracing on', 'build before'] as const;
 export type RouteSetup = (typeof routeSetups)[number];
 
 /** The route names in the config: `model` keeps its default name, `models[]` adds the second. */
@@ -40,6 +44,8 @@ export interface RoutesRun {
   windowsByModel: Record<string, number>;
   shadowWindowsScored: number;
   shadowWindowsFailed: number;
+  /** sentinel_trace_spans_total by outcome during the run (0 with tracing off). */
+  traceSpans: { ended: number; exported: number; exportFailed: number };
   meanBatch: number;
   rejected: number;
   dropped: number;
@@ -68,6 +74,10 @@ export interface RoutesResults {
   comparisons: RoutesComparison[];
   /** What /metrics showed each setup did, checked before anything is reported. */
   checks: string[];
+  /** Spans the bench's OTLP receiver took from the "tracing on" daemon, and in how many exports. */
+  otlpReceived: { spans: number; exports: number };
+  /** The commit whose build ran as "build before" (BENCH_BASELINE_REV), or null when it did not run. */
+  before: { rev: string; commit: string } | null;
 }
 
 interface SetupDaemon {
@@ -99,8 +109,12 @@ export async function runRoutes(ctx: BenchContext): Promise<RoutesResults> {
   log(`  candidate model: ${candidateData}`);
 
   const daemons: SetupDaemon[] = [];
+  const receiver = await new OtlpReceiver({ keepSpans: false }).start();
+  // "build before": the same setup as "one model", run by an earlier commit's build (e.g. before tracing existed).
+  const before = settings.baselineRev === null ? null : { rev: settings.baselineRev, ...buildAtRevision(settings.baselineRev, ctx.dir, log) };
+  const setups = routeSetups.filter((setup) => setup !== 'build before' || before !== null);
   try {
-    for (const setup of routeSetups) daemons.push(await startSetup(ctx, dir, setup, sine.path, external?.url ?? null, protocolVersion));
+    for (const setup of setups) daemons.push(await startSetup(ctx, dir, setup, sine.path, external?.url ?? null, protocolVersion, receiver.url, before?.cli));
     const runs: RoutesRun[] = [];
     for (let repeat = 0; repeat < settings.repeats; repeat++) {
       // Each repeat starts with another setup, so none is always measured first.
@@ -115,7 +129,7 @@ export async function runRoutes(ctx: BenchContext): Promise<RoutesResults> {
       }
     }
     const checks = verify(runs);
-    const comparisons = compare(runs);
+    const comparisons = compare(runs, setups);
     return {
       broker,
       format: 'json-value',
@@ -126,12 +140,15 @@ export async function runRoutes(ctx: BenchContext): Promise<RoutesResults> {
       runs,
       comparisons,
       checks,
+      otlpReceived: { spans: receiver.received, exports: receiver.requests.length },
+      before: before === null ? null : { rev: before.rev, commit: before.commit },
     };
   } finally {
     for (const { name, daemon } of daemons) {
       const code = await daemon.stop();
       if (code !== 0) log(`  warning: daemon ${name} exited with ${code}`);
     }
+    await receiver.stop();
   }
 }
 
@@ -143,8 +160,11 @@ async function startSetup(
   modelPath: string,
   brokerUrl: string | null,
   protocolVersion: 4 | 5,
+  otlpUrl: string,
+  beforeCli: string | undefined,
 ): Promise<SetupDaemon> {
-  const name = `routes-${setup === 'one model' ? 'one' : setup === 'two routes' ? 'two' : 'shadow'}`;
+  const short: Record<RouteSetup, string> = { 'one model': 'one', 'two routes': 'two', 'live + shadow': 'shadow', 'tracing on': 'tracing', 'build before': 'before' };
+  const name = `routes-${short[setup]}`;
   const dir = join(root, name.slice('routes-'.length));
   mkdirSync(dir, { recursive: true });
   const first = join(dir, 'bench-sine.onnx');
@@ -163,9 +183,11 @@ async function startSetup(
     subscription: subscriptions[0] as SubscriptionConfig,
     modelPath: first,
     alertPrefix: `bench-alerts/${name}`,
+    ...(setup === 'build before' ? { cli: beforeCli } : {}),
     extra: {
       subscriptions,
       ...(setup === 'two routes' ? { models: [{ name: SECOND, path: second }] } : {}),
+      ...(setup === 'tracing on' ? { tracing: { enabled: true, endpoint: otlpUrl, batchSampleRatio: 1 } } : {}),
     },
   });
   try {
@@ -238,6 +260,11 @@ async function measureSetup(
     windowsByModel: Object.fromEntries(models.map((m) => [m, byModel('sentinel_windows_scored_total', m)])),
     shadowWindowsScored: delta('sentinel_shadow_windows_scored_total'),
     shadowWindowsFailed: delta('sentinel_shadow_windows_failed_total'),
+    traceSpans: {
+      ended: after.sumWhere('sentinel_trace_spans_total', { outcome: 'ended' }) - before.sumWhere('sentinel_trace_spans_total', { outcome: 'ended' }),
+      exported: after.sumWhere('sentinel_trace_spans_total', { outcome: 'exported' }) - before.sumWhere('sentinel_trace_spans_total', { outcome: 'exported' }),
+      exportFailed: after.sumWhere('sentinel_trace_spans_total', { outcome: 'export_failed' }) - before.sumWhere('sentinel_trace_spans_total', { outcome: 'export_failed' }),
+    },
     meanBatch: delta('sentinel_batch_size_sum') / Math.max(1, delta('sentinel_batch_size_count')),
     rejected: delta('sentinel_readings_rejected_total'),
     dropped: delta('sentinel_readings_dropped_total'),
@@ -262,17 +289,26 @@ function verify(runs: RoutesRun[]): string[] {
     } else if (r.shadowWindowsScored > 0) {
       problems.push(`${where}: a shadow model scored ${r.shadowWindowsScored} windows where none should run`);
     }
+    const spans = r.traceSpans;
+    if (r.setup === 'tracing on') {
+      // Three spans per batch: batch, inference, decide.
+      if (spans.ended < 3) problems.push(`${where}: tracing on, but ${spans.ended} spans ended`);
+      if (spans.exportFailed > 0) problems.push(`${where}: ${spans.exportFailed} spans failed to export`);
+      checks.push(`${where}: sentinel_trace_spans_total ended +${spans.ended}, exported +${spans.exported}, failed +${spans.exportFailed}`);
+    } else if (spans.ended > 0) {
+      problems.push(`${where}: ${spans.ended} spans ended with tracing off`);
+    }
   }
   if (problems.length > 0) throw new Error(`routes did not run as set up: ${problems.join('; ')}`);
   return checks;
 }
 
-function compare(runs: RoutesRun[]): RoutesComparison[] {
+function compare(runs: RoutesRun[], setups: readonly RouteSetup[]): RoutesComparison[] {
   const of = (setup: RouteSetup): RoutesRun[] => runs.filter((r) => r.setup === setup);
   const one = of('one model');
   const baseCpu = median(one.map((r) => r.cpuPer100kReceived));
   const baseRate = median(one.map((r) => r.measurement.rate));
-  return routeSetups.map((setup) => {
+  return setups.map((setup) => {
     const list = of(setup);
     const cpu = median(list.map((r) => r.cpuPer100kReceived));
     const rate = median(list.map((r) => r.measurement.rate));

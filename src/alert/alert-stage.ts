@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import { beforeDeadline, type Stage } from '../lifecycle/stage.js';
 import type { Logger, RateLimitedWarner } from '../observe/log.js';
 import type { SentinelMetrics } from '../observe/metrics.js';
+import type { AlertTracer } from '../observe/tracing.js';
 import type { Alert } from './alert.js';
 import { AlertOutbox } from './outbox.js';
 import { MqttAlertPublisher, type UndeliverableReason } from './publisher.js';
@@ -32,6 +33,8 @@ export class AlertStage implements Stage {
     private readonly warner: RateLimitedWarner,
     private readonly metrics: SentinelMetrics,
     private readonly transport: AlertTransport,
+    /** Traces each alert until its PUBACK when tracing is on; unset, no tracing call is made. */
+    private readonly tracer?: AlertTracer,
   ) {
     this.outbox = new AlertOutbox(config.outbox.path, config.outbox.maxAlerts);
   }
@@ -55,19 +58,25 @@ export class AlertStage implements Stage {
       this.metrics.outboxPending.set(this.outbox.size);
       this.metrics.outboxDegraded.set(this.outbox.journalError === null ? 0 : 1);
     });
-    const { metrics, log, warner, config } = this;
+    const { metrics, log, warner, config, tracer } = this;
     this.publisher = new MqttAlertPublisher(this.transport.client, config.alert.prefix, this.outbox, {
-      onPublished: () => metrics.alertsPublished.inc(),
+      onPublished: (alert) => {
+        metrics.alertsPublished.inc();
+        tracer?.alertSettled(alert.eventId, 'acknowledged');
+      },
       onFailed: (alert, err) => {
         metrics.alertsPublishFailures.inc();
+        tracer?.alertSettled(alert.eventId, 'not_acknowledged', err);
         log.warn({ eventId: alert.eventId, streamId: alert.streamId, err: err.message }, 'alert not acknowledged; it stays in the outbox');
       },
       onDropped: (alert) => {
         metrics.outboxDropped.inc();
+        tracer?.alertSettled(alert.eventId, 'dropped');
         log.error({ eventId: alert.eventId, streamId: alert.streamId, maxAlerts: config.outbox.maxAlerts }, 'outbox full: oldest undelivered alert dropped');
       },
       onUndeliverable: (alert, reason) => {
         metrics.alertsUndeliverable.labels(reason).inc();
+        tracer?.alertSettled(alert.eventId, 'undeliverable', new Error(reason));
         warner.warn(`undeliverable:${reason}`, { eventId: alert.eventId, streamId: alert.streamId.slice(0, 64), reason }, 'alert the broker can never take: given up');
       },
       onJournalFailed: (alert, err) => {
@@ -82,6 +91,8 @@ export class AlertStage implements Stage {
   /** Journals and publishes an alert (the outbox first: once the log says "alert …", it survives a crash). */
   send(alert: Alert): void {
     if (this.publisher === null) throw new Error('alert stage: send() before start()');
+    // Before send: a PUBACK can only come later, but an undeliverable alert is settled inside send().
+    this.tracer?.alertSent(alert);
     this.publisher.send(alert);
     this.log.info(
       { eventId: alert.eventId, type: alert.type, streamId: alert.streamId, score: alert.score, topChannels: alert.topChannels, ...(alert.reason ? { reason: alert.reason } : {}) },

@@ -5,6 +5,7 @@ import { apiConfigSchema } from '../api/config.js';
 import { driftConfigSchema } from '../drift/config.js';
 import { sparkplugConfigSchema } from '../ingest/sparkplug/config.js';
 import { statusPageConfigSchema } from '../observe/status-page-config.js';
+import { tracingConfigSchema } from '../observe/tracing-config.js';
 import { nearestName } from './nearest.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -214,6 +215,7 @@ const configShape = z.strictObject({
   api: apiConfigSchema.describe('HTTP scoring API on a listener of its own, off by default (docs/api.md)'),
   sparkplug: sparkplugConfigSchema.prefault({}).describe('Sparkplug B host application (docs/sparkplug.md)'),
   drift: driftConfigSchema.prefault({}).describe('input drift and quality per stream, against the training statistics in the model manifest (docs/drift.md)'),
+  tracing: tracingConfigSchema.prefault({}).describe('OpenTelemetry traces over OTLP/HTTP, off by default (docs/tracing.md)'),
   outbox: z
     .strictObject({
       path: z

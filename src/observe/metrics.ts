@@ -15,6 +15,7 @@ import { WindowHistogram, type WindowSeries } from './window-histogram.js';
 export const dropReasons = ['queue_full_drop_oldest', 'queue_full_drop_newest', 'shutdown'] as const;
 export const evictReasons = ['idle', 'table_full'] as const;
 export const modelSwapResults = ['swapped', 'refused', 'incomplete'] as const;
+export const traceSpanOutcomes = ['ended', 'exported', 'export_failed'] as const;
 export type ModelSwapResult = (typeof modelSwapResults)[number];
 export const httpRejectReasons = ['connection_limit', 'client_limit', 'bad_request', 'timeout'] as const satisfies readonly ProbeRejectReason[];
 // A reason added to ProbeRejectReason and not here fails to compile.
@@ -82,6 +83,12 @@ export class SentinelMetrics {
     name: 'sentinel_sparkplug_events_total',
     help: 'Sparkplug B host events: births, deaths, messages received, readings, rebirths requested, STATE published',
     labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly traceSpans = new Counter({
+    name: 'sentinel_trace_spans_total',
+    help: 'OpenTelemetry spans (tracing.enabled): ended by Sentinel, exported to the collector, or lost in a failed export (docs/tracing.md)',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
   readonly sparkplugEdgeNodes = new Gauge({ name: 'sentinel_sparkplug_edge_nodes', help: 'Sparkplug B edge nodes the host holds a birth of', registers: [this.registry] });
@@ -293,6 +300,7 @@ export class SentinelMetrics {
     for (const reason of httpRejectReasons) this.httpRejected.labels(reason).inc(0);
     for (const reason of sparkplugRejectReasons) this.sparkplugRejected.labels(reason).inc(0);
     for (const event of sparkplugCountedEvents) this.sparkplugEvents.labels(event).inc(0);
+    for (const outcome of traceSpanOutcomes) this.traceSpans.labels(outcome).inc(0);
   }
 
   /**

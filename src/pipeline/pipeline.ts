@@ -22,6 +22,7 @@ import { DriftTracker } from '../drift/tracker.js';
 import { driftEvent, type DriftEvent, type DriftSnapshot } from '../drift/wire.js';
 import type { Manifest } from '../model/manifest.js';
 import { TopStreams, type ScoredStream } from '../observe/status-page-snapshot.js';
+import type { BatchInfo, BatchTracer } from '../observe/tracing.js';
 
 export interface PipelineHooks {
   /** Decided alerts, in order: the caller journals and publishes them. */
@@ -34,6 +35,8 @@ export interface PipelineHooks {
   onInternalError(stage: 'window' | 'decide', err: unknown): void;
   /** A stream changed drift or input-quality band: the caller publishes the event. */
   onDrift?(event: DriftEvent): void;
+  /** Traces sampled batches when tracing is on (docs/tracing.md); unset, the pipeline makes no tracing call. */
+  tracer?: BatchTracer;
 }
 
 export class Pipeline implements ReadingSink, Stage {
@@ -331,20 +334,40 @@ export class Pipeline implements ReadingSink, Stage {
     }
   }
 
-  private onScored({ batch, output, scorer, inferenceSeconds }: BatchResult): void {
+  private onScored(result: BatchResult): void {
+    const { batch, output, scorer, inferenceSeconds } = result;
     const { metrics } = this;
     const now = performance.now();
     metrics.batchSize.observe(batch.size);
     metrics.inferenceDuration.observe(inferenceSeconds);
     metrics.windowsScored.inc(batch.size);
     for (let i = 0; i < batch.size; i++) metrics.ingestToDecision.observe((now - (batch.receivedAt[i] as number)) / 1000);
-    this.decisions.decideBatch(batch, output, scorer.manifest);
+    const traced = this.hooks.tracer?.batch(this.batchInfo(result, now, false)) ?? null;
+    if (traced === null) this.decisions.decideBatch(batch, output, scorer.manifest);
+    else traced.decide(() => this.decisions.decideBatch(batch, output, scorer.manifest));
     metrics.alertsActive.set(this.decisions.activeAlerts);
     const top = this.topStreams;
     if (top !== null) for (let i = 0; i < batch.size; i++) top.offer(batch.streamIds[i] as string, output.scores[i] as number);
   }
 
+  /** A finished model run as the tracer sees it (only called for a traced pipeline). */
+  private batchInfo({ batch, scorer, inferenceSeconds }: BatchResult, endedAt: number, shadow: boolean): BatchInfo {
+    let oldest = endedAt;
+    for (let i = 0; i < batch.size; i++) oldest = Math.min(oldest, batch.receivedAt[i] as number);
+    return {
+      model: this.metrics.model,
+      manifest: scorer.manifest,
+      provider: scorer.provider,
+      windows: batch.size,
+      oldestReceivedAt: oldest,
+      inferenceEndedAt: endedAt,
+      inferenceSeconds,
+      shadow,
+    };
+  }
+
   private onShadowScored(result: ShadowResult): void {
+    this.hooks.tracer?.batch(this.batchInfo(result, performance.now(), true))?.end();
     // A new shadow model starts with no open alerts of its own (its state is its own, not the last one's).
     if (this.shadow === null || this.shadowModel !== result.scorer) {
       const before = this.shadow?.take();

@@ -1,5 +1,6 @@
 import { sparkplugRejectReasons } from '../../src/ingest/sparkplug/host.js';
 import { sparkplugCountedEvents } from '../../src/ingest/sparkplug/sparkplug-ingest.js';
+import { traceSpanOutcomes } from '../../src/observe/metrics.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -97,6 +98,7 @@ describe('a freshly started daemon, before any telemetry', () => {
       // Exported whether or not the Sparkplug host is enabled, like every counter.
       sentinel_sparkplug_rejected_total: one('reason', sparkplugRejectReasons),
       sentinel_sparkplug_events_total: one('event', sparkplugCountedEvents),
+      sentinel_trace_spans_total: one('outcome', traceSpanOutcomes),
     };
   };
 
