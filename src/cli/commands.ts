@@ -48,25 +48,28 @@ const evaluateOptions = {
   input: { type: 'string' },
   label: { type: 'string', default: 'anomaly' },
   decisions: { type: 'string' },
+  report: { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 export const evaluateSpec = {
   name: 'evaluate',
-  synopsis: '--model MODEL.onnx --input CSV [options]',
-  summary: "replay labelled data through the daemon's windowing and decisions; print detection figures",
+  synopsis: '--model MODEL.onnx --input CSV|FOLDER [options]',
+  summary: "replay labelled data through the daemon's windowing and decisions; print detection figures per file and pooled",
   options: evaluateOptions,
   help: [
     ['--model MODEL.onnx', 'the model to evaluate (required)'],
-    ['--input CSV', 'labelled readings (required)'],
+    ['--input CSV|FOLDER', 'labelled readings: one CSV, or a folder whose CSV files are each replayed (required)'],
     ['--label COLUMN', 'the 0/1 label column (default anomaly)'],
-    ['--decisions OUT.csv', 'also write every row with its score and decision'],
-    ['--json', 'print the figures as JSON'],
+    ['--decisions OUT.csv', 'also write every row with its score, decision (raised) and label'],
+    ['--report OUT.html', 'also write a self-contained HTML page: the table and, per file, score, thresholds, labels and alerts'],
+    ['--json', 'print the per-file figures and the pooled total as JSON'],
   ],
 } satisfies CommandSpec<typeof evaluateOptions>;
 
 const skabOptions = {
   json: { type: 'boolean', default: false },
   label: { type: 'string', default: 'anomaly' },
+  report: { type: 'string' },
   loo: { type: 'boolean', default: false },
   normal: { type: 'string' },
   'choose-by-normal': { type: 'boolean', default: false },
@@ -81,7 +84,8 @@ export const evalSkabSpec = {
     ['--loo', 'leave one file out: choose every hyperparameter on the other files, score the one left out'],
     ['--normal CSV', 'with --loo: a long normal recording, for false alarms over long running'],
     ['--choose-by-normal', "with --loo and --normal: the normal recording's false alarms count in each choice"],
-    ['--json', 'print per-file counts and totals as JSON'],
+    ['--report OUT.html', 'also write a self-contained HTML page: the table and, per file, score, thresholds, labels and alerts (not with --loo)'],
+    ['--json', 'print the per-file figures and the pooled total as JSON'],
   ],
   positionals: 1,
 } satisfies CommandSpec<typeof skabOptions>;
@@ -98,7 +102,7 @@ const demoOptions = {
 export const demoSpec = {
   name: 'demo',
   synopsis: '[options]',
-  summary: 'embedded broker + daemon + three simulated pumps with injected faults; prints alerts live',
+  summary: 'embedded broker + daemon + three simulated pumps with injected faults; prints alerts live, then which faults raised an alert and how soon',
   options: demoOptions,
   help: [
     ['--seed N', 'simulator seed, a whole number (default 7)'],

@@ -1,5 +1,7 @@
-/** `sentinel eval-skab`: the SKAB protocol over a folder of labelled CSV files; prints per-file counts and the totals. */
-import { formatReport } from '../offline/evaluate/replay.js';
+/** `sentinel eval-skab`: the SKAB protocol over a folder of labelled CSV files; prints the per-file table and the pooled total. */
+import { writeFileSync } from 'node:fs';
+import { reportHtml } from '../offline/evaluate/report-html.js';
+import { formatFileTable } from '../offline/evaluate/report-table.js';
 import { formatLoo, leaveOneFileOut } from '../offline/evaluate/loo.js';
 import { SKAB_TRAIN_ROWS, evaluateSkab } from '../offline/evaluate/skab.js';
 import { UsageError, consoleIO, runCommandLine, type CommandIO } from './args.js';
@@ -11,6 +13,7 @@ export async function runSkabCommand(argv: string[], io: CommandIO = consoleIO):
     if (folder === undefined) throw new UsageError('FOLDER is required');
     if (!values.loo && (values.normal !== undefined || values['choose-by-normal'])) throw new UsageError('--normal and --choose-by-normal go with --loo');
     if (values['choose-by-normal'] && values.normal === undefined) throw new UsageError('--choose-by-normal needs --normal CSV');
+    if (values.loo && values.report !== undefined) throw new UsageError('--report goes without --loo');
     try {
       if (values.loo) {
         const result = await leaveOneFileOut(folder, {
@@ -22,13 +25,19 @@ export async function runSkabCommand(argv: string[], io: CommandIO = consoleIO):
         io.out(values.json ? JSON.stringify(result, null, 2) : formatLoo(result));
         return 0;
       }
-      const { files, total } = await evaluateSkab(folder, values.label);
+      const { files, total, evaluations } = await evaluateSkab(folder, values.label);
+      const protocol = `SKAB protocol: each file trains on its first ${SKAB_TRAIN_ROWS} rows; the rows after them are counted`;
+      if (values.report) {
+        const notes = [`${files.length} files from ${folder}, label column "${values.label}"`, protocol];
+        writeFileSync(values.report, reportHtml({ title: 'Sentinel eval-skab', notes, label: values.label, files: evaluations, total }));
+      }
       if (values.json) {
         io.out(JSON.stringify({ files, total }, null, 2));
         return 0;
       }
-      for (const f of files) io.out(`${f.file}: TP ${f.tp} FP ${f.fp} FN ${f.fn} TN ${f.tn} (trained in ${f.trainMs.toFixed(0)} ms)`);
-      io.out(`\n${files.length} files, SKAB protocol (train on the first ${SKAB_TRAIN_ROWS} rows of each):\n${formatReport(total)}`);
+      const slowest = Math.max(...files.map((f) => f.trainMs));
+      io.out(`${files.length} files from ${folder}, ${protocol} (slowest training ${slowest.toFixed(0)} ms)\n`);
+      io.out(formatFileTable(files, total));
       return 0;
     } catch (err) {
       io.err(`sentinel eval-skab: ${(err as Error).message}`);

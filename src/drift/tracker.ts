@@ -1,7 +1,8 @@
 /**
- * Per-stream drift and input quality: exponentially weighted statistics of each channel against the
- * training mean and std, in typed arrays by slot (mirroring the window store's slots), with bands,
- * hysteresis and band-change events. See docs/drift.md for the measure and its defaults.
+ * Per-stream drift and input quality: exponentially weighted statistics of each channel against a
+ * reference mean and std — the training statistics, or, for a model with per-stream baselines, the
+ * stream's own first readings — in typed arrays by slot (mirroring the window store's slots), with
+ * bands, hysteresis and band-change events. See docs/drift.md for the measure and its defaults.
  */
 import type { Reading, RejectReason } from '../ingest/reading.js';
 import { driftBands, nextBand, qualityBands, type DriftBand, type QualityBand } from './bands.js';
@@ -15,6 +16,12 @@ export interface DriftTrackerOptions {
   channels: readonly string[];
   /** Training statistics; null when the model has none (input quality is still tracked). */
   stats: ChannelStats | null;
+  /**
+   * Measure each stream against its own first `readings` readings instead (a model with per-stream
+   * baselines: its streams run at operating points of their own, and the baseline follows slow drift,
+   * which is then reported here, not as a fault). `minScale`: per channel, the smallest std. Wins over stats.
+   */
+  streamReference?: { readings: number; minScale: readonly number[] } | null;
   config: DriftConfig;
   /** Called, synchronously, when a stream changes drift or quality band (not for warming → ok). Must not throw. */
   onBandChange?: (change: BandChange) => void;
@@ -41,6 +48,9 @@ export class DriftTracker {
   private readonly channelCount: number;
   private readonly mu: Float64Array;
   private readonly invSigma: Float64Array;
+  /** Readings of its own each stream's reference is taken from; 0: the training statistics are the reference. */
+  private readonly referenceReadings: number;
+  private readonly minScale: Float64Array;
   private readonly alpha: number;
   private readonly minReadings: number;
   /** Counts stop here: from then on the weight is alpha and warm-up is over. */
@@ -65,6 +75,12 @@ export class DriftTracker {
   /** Per slot and channel: readings seen (up to countCap), squared drift (-1 while warming). */
   private seen: Uint32Array;
   private channelDrift2: Float32Array;
+  /**
+   * Per slot and channel, side by side, with a per-stream reference: the sum and sum of squares of its
+   * first readings, then (once referenceCount reaches referenceReadings) their mean and 1 / std.
+   */
+  private reference: Float64Array;
+  private referenceCount: Uint32Array;
   /** Per slot: drift (max over channels, -1 while warming), the channel it is from, drift band. */
   private drift: Float32Array;
   private driftChannel: Int32Array;
@@ -88,8 +104,17 @@ export class DriftTracker {
     this.channelCount = c;
     this.mu = new Float64Array(c);
     this.invSigma = new Float64Array(c);
-    this.hasReference = stats !== null;
-    if (stats !== null) {
+    const own = options.streamReference ?? null;
+    this.referenceReadings = own === null ? 0 : own.readings;
+    this.minScale = new Float64Array(c);
+    this.hasReference = stats !== null || own !== null;
+    if (own !== null) {
+      if (!Number.isInteger(own.readings) || own.readings < 2) throw new Error(`drift: stream reference of ${own.readings} readings — fix: at least 2 (the baseline's warmupRows)`);
+      if (own.minScale.length !== c || own.minScale.some((v) => !(v > 0) || !Number.isFinite(v))) {
+        throw new Error(`drift: minScale needs one finite value > 0 per channel (${c}) — fix: pass the manifest baseline's minScale`);
+      }
+      this.minScale.set(own.minScale);
+    } else if (stats !== null) {
       for (let i = 0; i < c; i++) {
         const name = channels[i] as string;
         const at = stats.channels.indexOf(name);
@@ -123,6 +148,8 @@ export class DriftTracker {
     this.moments = new Float64Array(initial * c * 2);
     this.seen = new Uint32Array(initial * c);
     this.channelDrift2 = new Float32Array(initial * c).fill(-1);
+    this.reference = new Float64Array(this.referenceReadings > 0 ? initial * c * 2 : 0);
+    this.referenceCount = new Uint32Array(this.referenceReadings > 0 ? initial * c : 0);
     this.drift = new Float32Array(initial).fill(-1);
     this.driftChannel = new Int32Array(initial).fill(-1);
     this.band = new Uint8Array(initial);
@@ -154,6 +181,10 @@ export class DriftTracker {
     this.moments = grow(this.moments, 2 * c, 0);
     this.seen = grow(this.seen, c, 0);
     this.channelDrift2 = grow(this.channelDrift2, c, -1);
+    if (this.referenceReadings > 0) {
+      this.reference = grow(this.reference, 2 * c, 0);
+      this.referenceCount = grow(this.referenceCount, c, 0);
+    }
     this.drift = grow(this.drift, 1, -1);
     this.driftChannel = grow(this.driftChannel, 1, -1);
     this.band = grow(this.band, 1, 0);
@@ -289,7 +320,31 @@ export class DriftTracker {
     if (value - value !== 0) return false;
     if (!this.hasReference) return true;
     const i = slot * this.channelCount + c;
-    let z = (value - (this.mu[c] as number)) * (this.invSigma[c] as number);
+    let mu = this.mu[c] as number;
+    let invSigma = this.invSigma[c] as number;
+    if (this.referenceReadings > 0) {
+      const reference = this.reference;
+      const k = this.referenceCount[i] as number;
+      if (k < this.referenceReadings) {
+        // The stream's own reference: its first readings, as its baseline's warm-up takes them.
+        const sum = (reference[2 * i] as number) + value;
+        const squares = (reference[2 * i + 1] as number) + value * value;
+        this.referenceCount[i] = k + 1;
+        if (k + 1 < this.referenceReadings) {
+          reference[2 * i] = sum;
+          reference[2 * i + 1] = squares;
+        } else {
+          const mean = sum / (k + 1);
+          const variance = squares / (k + 1) - mean * mean;
+          reference[2 * i] = mean;
+          reference[2 * i + 1] = 1 / Math.max(variance > 0 ? Math.sqrt(variance) : 0, this.minScale[c] as number);
+        }
+        return true;
+      }
+      mu = reference[2 * i] as number;
+      invSigma = reference[2 * i + 1] as number;
+    }
+    let z = (value - mu) * invSigma;
     if (z > this.clip) z = this.clip;
     else if (z < -this.clip) z = -this.clip;
     let n = this.seen[i] as number;
@@ -424,6 +479,10 @@ export class DriftTracker {
     this.moments.fill(0, 2 * base, 2 * end);
     this.seen.fill(0, base, end);
     this.channelDrift2.fill(-1, base, end);
+    if (this.referenceReadings > 0) {
+      this.reference.fill(0, 2 * base, 2 * end);
+      this.referenceCount.fill(0, base, end);
+    }
     this.drift[slot] = -1;
     this.driftChannel[slot] = -1;
     this.band[slot] = WARMING;

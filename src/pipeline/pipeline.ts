@@ -161,6 +161,9 @@ export class Pipeline implements ReadingSink, Stage {
       maxStreams,
       channels: manifest.channels,
       stats: stats === undefined ? null : { channels: [...manifest.channels], mean: stats.mean, std: stats.std },
+      // A model with per-stream baselines judges each stream against its own normal: so does drift, over
+      // its first `horizon` readings (the span the drift averages cover), at least its baseline's warm-up.
+      streamReference: manifest.baseline ? { readings: Math.max(manifest.baseline.warmupRows, config.horizon), minScale: manifest.baseline.minScale } : null,
       config,
       onBandChange: (change) => {
         this.metrics.driftEvent(change.measure);
@@ -218,12 +221,14 @@ export class Pipeline implements ReadingSink, Stage {
 
   /** A model with the same input shape scores from the next batch on; batches already scored keep their model's policy. */
   swapModel(next: Scorer): void {
-    const before = this.batcher.currentScorer.manifest.training.stats;
+    const previous = this.batcher.currentScorer.manifest;
     this.batcher.swapScorer(next);
     // A retrained model's baseline scale floors (same rule: swapIncompatibility checked it).
     if (next.manifest.baseline !== undefined) this.windows.setBaselineFloors(next.manifest.baseline);
-    // New training statistics are a new reference: the streams measure against it from scratch.
-    if (JSON.stringify(before) !== JSON.stringify(next.manifest.training.stats)) this.drift = this.driftTrackerFor(next.manifest);
+    // New training statistics are a new reference: the streams measure against it from scratch. With
+    // per-stream baselines (kept across the swap) each stream's own first readings stay its reference.
+    const ownReference = previous.baseline !== undefined && next.manifest.baseline !== undefined;
+    if (!ownReference && JSON.stringify(previous.training.stats) !== JSON.stringify(next.manifest.training.stats)) this.drift = this.driftTrackerFor(next.manifest);
   }
 
   /**

@@ -2,14 +2,17 @@
  * Input drift and quality per stream through a real Mosquitto (issue 13 part 4): a stream whose
  * temperature shifts by 5 training σ moves to the `severe` band and is announced on the drift topic,
  * named in the status message and counted in the band gauge; a stream with one reading in five
- * malformed goes `poor`; a healthy stream raises no drift event at all.
+ * malformed goes `poor`; a healthy stream raises no drift event at all. With a model of per-stream
+ * baselines (issue 12), a slow drift is reported on the drift topic and raises no fault alert, and a
+ * stream at another operating point is neither drifting nor anomalous.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusSchema, type Status } from '../../src/alert/alert.js';
+import { alertSchema, statusSchema, type Alert, type Status } from '../../src/alert/alert.js';
+import { buildBaselineTestsModel } from '../../src/offline/train/default-model.js';
 import { driftEventSchema, type DriftEvent } from '../../src/drift/wire.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
@@ -121,4 +124,75 @@ describe('drift and input quality per stream', () => {
       await watcher.endAsync();
     }
   }, 90_000);
+
+  it('with per-stream baselines: a slow drift is reported as drift, not as a fault; another operating point is neither', async () => {
+    const prefix = uniquePrefix('slowdrift');
+    const modelPath = join(work, 'baseline.onnx');
+    const trained = buildBaselineTestsModel();
+    placeModel(modelPath, { onnx: trained.onnx, manifest: trained.manifest });
+    const temperature = trained.manifest.channels.indexOf('temperature');
+    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `slowdrift-watch-${process.pid}`, reconnectPeriod: 0 });
+    const events: DriftEvent[] = [];
+    const alerts: Alert[] = [];
+    watcher.on('message', (topic, payload) => {
+      const json: unknown = JSON.parse(payload.toString());
+      if (topic.startsWith(`${prefix}/drift/`)) events.push(driftEventSchema.parse(json));
+      else if (topic.startsWith(`${prefix}/alerts/`)) alerts.push(alertSchema.parse(json));
+    });
+    await watcher.subscribeAsync([`${prefix}/drift/#`, `${prefix}/alerts/#`], { qos: 1 });
+    const daemon = await startCapturedDaemon('slowdrift', {
+      broker: { url: broker.url, protocolVersion: 5 },
+      subscriptions: [{ topic: `${prefix}/sensors/+/telemetry`, format: 'json-values', qos: 1 }],
+      alert: { prefix: `${prefix}/alerts`, statusPrefix: `${prefix}/status` },
+      // The horizon spans two of the simulator's 1,440-row load cycles, so the cycle itself is not drift.
+      drift: { horizon: 3_000, prefix: `${prefix}/drift` },
+      model: { path: modelPath },
+      log: { level: 'info', rejectLogIntervalMs: 0 },
+    });
+    // The first 3,000 rows are each stream's reference, then the drifting one walks for 4,000 more.
+    const DRIFT_FROM = 3_000;
+    const DRIFT_ROWS = 4_000;
+    try {
+      await waitFor(() => daemon.daemon.readiness().ready, 10_000, 'daemon ready');
+      // The same pump three times: steady, drifting slowly (temperature, +1 °C per 1,000 rows), and at another operating point.
+      const sims = [
+        new PumpSimulator({ seed: 90 }),
+        new PumpSimulator({ seed: 91, faults: [{ kind: 'drift', channel: temperature, start: DRIFT_FROM, length: DRIFT_ROWS, magnitude: DRIFT_ROWS / 1_000 / 0.9 }] }),
+        new PumpSimulator({ seed: 92 }),
+      ];
+      const streams = ['steady', 'drifting', 'elsewhere'];
+      // 100 rows in flight at a time (one connection keeps each stream in order).
+      for (let row = 0; row < DRIFT_FROM + DRIFT_ROWS; row += 100) {
+        const sent: Array<Promise<unknown>> = [];
+        for (let k = row; k < Math.min(row + 100, DRIFT_FROM + DRIFT_ROWS); k++) {
+          sims.forEach((sim, i) => {
+            const r = sim.next();
+            // Another operating point: every channel 30 % higher.
+            const values = Object.fromEntries(sim.channels.map((c, j) => [c, (r.values[j] as number) * (i === 2 ? 1.3 : 1)]));
+            sent.push(publisher.publishAsync(`${prefix}/sensors/${streams[i]}/telemetry`, JSON.stringify({ ts: r.ts, values }), { qos: 1 }));
+          });
+        }
+        await Promise.all(sent);
+      }
+      // A stream is scored once its warm-up (longer than a window) is over.
+      const scored = 3 * (DRIFT_FROM + DRIFT_ROWS - (trained.manifest.baseline?.warmupRows ?? 0));
+      await daemon.waitForMetric('sentinel_windows_scored_total', scored, 30_000);
+      await waitFor(() => events.some((e) => e.streamId === 'drifting' && e.measure === 'drift' && e.to === 'severe'), 10_000, 'the severe drift event');
+      console.log(`SLOW-DRIFT ${JSON.stringify({ events: events.map((e) => [e.streamId, e.from, e.to, e.channel, e.drift, e.recordTs]), alerts: alerts.map((a) => [a.streamId, a.type, a.recordTs, a.evidence?.map((x) => x.test)]) })}`);
+      const severe = events.find((e) => e.streamId === 'drifting' && e.to === 'severe') as DriftEvent;
+      expect(severe.channel).toBe('temperature');
+      expect(severe.shift as number).toBeGreaterThan(2.5);
+      // Severe well inside the walk (3 reference σ is under 2 °C here), not at its end.
+      const severeAt = (Date.parse(severe.recordTs) - Date.UTC(2024, 0, 1)) / 1000;
+      expect(severeAt).toBeGreaterThan(DRIFT_FROM);
+      expect(severeAt).toBeLessThan(DRIFT_FROM + 0.75 * DRIFT_ROWS);
+      // Reported as drift only: no fault alert on any stream. The steady stream's own load wander may
+      // touch the moderate band (advisory, with hysteresis), but neither other stream is ever severe.
+      expect(alerts).toEqual([]);
+      expect(events.filter((e) => e.streamId !== 'drifting' && e.to === 'severe')).toEqual([]);
+    } finally {
+      await daemon.stop();
+      await watcher.endAsync();
+    }
+  }, 120_000);
 });

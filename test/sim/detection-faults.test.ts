@@ -36,11 +36,14 @@ describe('fault kinds on generated pump data (baseline-tests model)', () => {
     expect(r.falseAlerts).toBeLessThanOrEqual(1);
   }, 60_000);
 
-  it('raises on a noise burst, naming the noise test', async () => {
+  it('raises on a noise burst, naming the noise or the spike test', async () => {
     const r = await faultKindReport(scorer, { ...base, kind: 'noise', length: 60, magnitude: 10 });
     expect(r.detected).toBeGreaterThanOrEqual(RUNS - 1);
     expect(r.meanDelayRows).toBeLessThan(10);
-    expect(r.tests.noise).toBeGreaterThanOrEqual(r.detected - 2);
+    // With the spike test at 3 × (the preset), a burst's first large reading often raises before the
+    // roughness over the window does: the alert names spike, and noise in most runs.
+    expect((r.tests.noise ?? 0) + (r.tests.spike ?? 0)).toBeGreaterThanOrEqual(r.detected);
+    expect(r.tests.noise ?? 0).toBeGreaterThanOrEqual(r.detected / 2);
     expect(r.falseAlerts).toBeLessThanOrEqual(1);
   }, 60_000);
 });

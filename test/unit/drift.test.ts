@@ -442,3 +442,101 @@ describe('drift tracker: outputs', () => {
     expect(() => new DriftTracker({ ...base, maxStreams: 0, stats: null })).toThrow(/maxStreams/);
   });
 });
+
+describe('drift tracker: each stream against its own first readings (models with per-stream baselines)', () => {
+  /** A stream at its own operating point: `base` ± 1 on every channel, with a ramp of `slope` per reading on channel 0 from `from` on. */
+  function operatingPoint(streamId: string, seed: number, base: number): { next(ramp?: number): Reading } {
+    const rng = new SeededRandom(seed);
+    const values = new Float32Array(3);
+    let ts = 0;
+    return {
+      next(ramp = 0) {
+        for (let c = 0; c < 3; c++) values[c] = base + (c === 0 ? ramp : 0) + rng.normal();
+        ts += 1000;
+        return { streamId, ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values };
+      },
+    };
+  }
+
+  const ownReference = (minScale = [0.1, 0.1, 0.1]) => {
+    const run: Run = { changes: [] };
+    const tracker = new DriftTracker({
+      maxStreams: 64,
+      channels: CHANNELS,
+      // Training statistics from one operating point are ignored: every stream has its own.
+      stats: STATS,
+      streamReference: { readings: 100, minScale },
+      config: defaults({ horizon: 200 }),
+      onBandChange: (change) => run.changes.push({ ...change, at: change.ts / 1000 }),
+    });
+    return { tracker, run };
+  };
+
+  it('50 streams at 50 operating points stay ok (against one operating point\'s training statistics, 47 would be severe)', () => {
+    const { tracker, run } = ownReference();
+    const { tracker: shared } = tracked(defaults({ horizon: 200 }), { channels: CHANNELS, mean: [20, 20, 20], std: [1, 1, 1] });
+    for (let s = 0; s < 50; s++) {
+      const own = operatingPoint(`pump-${s}`, 500 + s, 20 + s);
+      const other = operatingPoint(`pump-${s}`, 500 + s, 20 + s);
+      for (let i = 0; i < 3_000; i++) {
+        tracker.record(own.next());
+        shared.record(other.next());
+      }
+    }
+    expect(tracker.bandCounts()).toEqual({ warming: 0, ok: 50, moderate: 0, severe: 0 });
+    expect(run.changes.filter((c) => c.measure === 'drift')).toEqual([]);
+    // Base 20 is the training point; 21 and 22 are 1σ and 2σ away (moderate), 23 and up at least 3σ.
+    expect(shared.bandCounts()).toEqual({ warming: 0, ok: 1, moderate: 2, severe: 47 });
+  });
+
+  it('reports a slow drift of one channel (+6σ over 6,000 readings) as moderate, then severe, naming the channel; the quiet stream stays ok', () => {
+    const { tracker, run } = ownReference();
+    const drifting = operatingPoint('pump-a', 1, 42);
+    const quiet = operatingPoint('pump-b', 2, 42);
+    const warm = 1_000;
+    for (let i = 0; i < warm + 6_000; i++) {
+      const ramp = i < warm ? 0 : ((i - warm) / 6_000) * 6;
+      tracker.record(drifting.next(ramp));
+      tracker.record(quiet.next());
+    }
+    const events = run.changes.filter((c) => c.measure === 'drift');
+    expect(events.map((e) => [e.streamId, e.from, e.to, e.channel])).toEqual([
+      ['pump-a', 'ok', 'moderate', 'vibration'],
+      ['pump-a', 'moderate', 'severe', 'vibration'],
+    ]);
+    // A ramp of 1σ per 1,000 readings, seen through a 200-reading average that lags ~100 readings behind it.
+    const [moderate, severe] = events.map((e) => e.at - warm) as [number, number];
+    expect(moderate).toBeGreaterThan(900);
+    expect(moderate).toBeLessThan(1_500);
+    expect(severe).toBeGreaterThan(2_900);
+    expect(severe).toBeLessThan(3_500);
+    expect((events[1] as BandChange).shift).toBeGreaterThan(2.5);
+    expect(tracker.stream('pump-b')?.band).toBe('ok');
+    console.log(`slow drift (1σ per 1,000 readings) → moderate after ${moderate}, severe after ${severe} readings`);
+  });
+
+  it('the reference is the stream\'s first readings, its std floored by minScale; a reused slot learns it again', () => {
+    const { tracker } = ownReference([5, 5, 5]);
+    // Floored: a stream at 42 ± 1 with a scale floor of 5 sees a +6 step as 1.2 "σ", not 6.
+    const a = operatingPoint('pump-a', 3, 42);
+    for (let i = 0; i < 1_000; i++) tracker.record(a.next());
+    for (let i = 0; i < 1_000; i++) tracker.record(a.next(6));
+    const summary = tracker.stream('pump-a') as DriftSummary;
+    expect(summary.band).toBe('moderate');
+    expect(summary.shift).toBeGreaterThan(1.1);
+    expect(summary.shift).toBeLessThan(1.3);
+    // Forgotten, then back at another operating point: it starts over from its new first readings.
+    tracker.forget('pump-a');
+    const again = operatingPoint('pump-a', 4, 90);
+    for (let i = 0; i < 1_000; i++) tracker.record(again.next());
+    expect(tracker.stream('pump-a')?.band).toBe('ok');
+  });
+
+  it('refuses a reference of fewer than 2 readings or a minScale that does not fit the channels', () => {
+    const make = (readings: number, minScale: number[]) => () =>
+      new DriftTracker({ maxStreams: 4, channels: CHANNELS, stats: null, streamReference: { readings, minScale }, config: defaults() });
+    expect(make(1, [1, 1, 1])).toThrow(/at least 2/);
+    expect(make(100, [1, 1])).toThrow(/one finite value > 0 per channel/);
+    expect(make(100, [1, 0, 1])).toThrow(/one finite value > 0 per channel/);
+  });
+});

@@ -21,7 +21,7 @@ export interface ReplayResult {
 }
 
 export interface ReplayOptions {
-  /** Most windows per model run; the scores do not depend on it. */
+  /** Most windows per model run; the scores do not depend on it (a model with a per-stream baseline runs one window at a time). */
   batchSize?: number;
 }
 
@@ -34,6 +34,7 @@ const NO_DELAY_LIMIT = 2_147_483_647;
 
 export async function replayTable(scorer: Scorer, table: Table, options: ReplayOptions = {}): Promise<ReplayResult> {
   const { manifest } = scorer;
+  if (manifest.baseline !== undefined) return replayInStep(scorer, table);
   const columns = manifest.channels.map((name) => channelColumn(table, name));
   const channels = columns.length;
   const windows = new WindowStore({
@@ -122,15 +123,95 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
   return { scores, anomaly, rejectedRows };
 }
 
-/** One line per row: its window's score (empty while filling) and the decision state after it. */
-export function decisionsCsv(table: Table, result: ReplayResult): string {
-  const lines = ['row,timestamp,score,anomaly'];
-  for (let row = 0; row < table.rows; row++) {
-    const ts = table.timestamps ? new Date(table.timestamps[row] as number).toISOString() : '';
-    const score = result.scores[row] as number;
-    lines.push(`${row},${ts},${Number.isNaN(score) ? '' : score},${result.anomaly[row]}`);
+/**
+ * A model with a per-stream baseline, replayed as the daemon runs it: each window is decided before
+ * the stream's next row is pushed (in the daemon a stream's rows come seconds apart and a batch waits
+ * at most maxDelayMs), so an open alert holds the baseline from the next row on. With batches in
+ * flight, decisions would reach the baseline a batch late — on a SKAB file, never.
+ */
+async function replayInStep(scorer: Scorer, table: Table): Promise<ReplayResult> {
+  const { manifest } = scorer;
+  const columns = manifest.channels.map((name) => channelColumn(table, name));
+  const channels = columns.length;
+  const windows = new WindowStore({
+    window: manifest.window,
+    channels,
+    maxStreams: 1,
+    staleAfterMs: Number.POSITIVE_INFINITY,
+    idleTtlMs: Number.POSITIVE_INFINITY,
+    normalization: manifest.normalization,
+    baseline: manifest.baseline,
+  });
+  const scores = new Float32Array(table.rows).fill(Number.NaN);
+  const anomaly = new Uint8Array(table.rows);
+  let failure: Error | null = null;
+  let row = 0;
+  let raised = 0;
+  const decisions = new DecisionStage(
+    manifest,
+    { nodeName: 'replay', topChannels: 0 },
+    {
+      // As the daemon's pipeline does: an open alert holds the stream's baseline.
+      onAlert: (alert) => windows.holdBaseline(alert.streamId, alert.type === 'raised'),
+      onSaturated: () => {},
+      onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
+      onDecided: (_index, score, open) => {
+        scores[row] = score;
+        raised = open ? 1 : 0;
+      },
+    },
+  );
+  const batcher = new MicroBatcher(
+    scorer,
+    windows,
+    { maxSize: 1, maxDelayMs: 0 },
+    {
+      onScored: ({ batch, output, scorer: by }) => decisions.decideBatch(batch, output, by.manifest),
+      onFailed: (_batch, err) => (failure ??= err),
+      onCapacity: () => {},
+      onError: (err) => (failure ??= err),
+    },
+  );
+  let rejectedRows = 0;
+  const values = new Float32Array(channels);
+  for (; row < table.rows && failure === null; row++) {
+    for (let c = 0; c < channels; c++) values[c] = columns[c]![row]!;
+    const ts = table.timestamps ? table.timestamps[row]! : row;
+    const outcome = windows.push({ streamId: REPLAY_STREAM, ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values }, 0);
+    if (typeof outcome === 'number') {
+      batcher.add(outcome);
+      await batcher.drain();
+    } else if (outcome !== 'filling') {
+      rejectedRows++;
+    }
+    anomaly[row] = raised;
+  }
+  if (failure !== null) throw failure;
+  return { scores, anomaly, rejectedRows };
+}
+
+/**
+ * The --decisions CSV: one line per input row with its window's score (empty while filling), `raised`
+ * (1 while an alert is open after the row) and the label beside it, under the label column's own name
+ * so the two can be compared in any spreadsheet. With `withFile`, a first column names the file.
+ */
+export function decisionsCsv(entries: ReadonlyArray<{ table: Table; evaluation: TableEvaluation }>, label: string, withFile = false): string {
+  const lines = [`${withFile ? 'file,' : ''}row,timestamp,score,raised,${csvCell(label)}`];
+  for (const { table, evaluation } of entries) {
+    const { scores, raised, labels } = evaluation;
+    const prefix = withFile ? `${csvCell(evaluation.figures.file)},` : '';
+    for (let row = 0; row < table.rows; row++) {
+      const ts = table.timestamps ? new Date(table.timestamps[row] as number).toISOString() : '';
+      const score = scores[row] as number;
+      lines.push(`${prefix}${row},${ts},${Number.isNaN(score) ? '' : score},${raised[row]},${labels[row]}`);
+    }
   }
   return lines.join('\n') + '\n';
+}
+
+/** A CSV cell: quoted when it holds a delimiter, a quote or a line break (file names may). */
+function csvCell(text: string): string {
+  return /[",;\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export interface Confusion {
@@ -177,12 +258,94 @@ export function report(c: Confusion): DetectionReport {
   };
 }
 
-export function formatReport(r: DetectionReport): string {
-  return [
-    `TP ${r.tp}  FP ${r.fp}  FN ${r.fn}  TN ${r.tn}`,
-    `precision ${r.precision.toFixed(3)}  recall ${r.recall.toFixed(3)}  F1 ${r.f1.toFixed(3)}`,
-    `FAR ${r.far.toFixed(2)} %  MAR ${r.mar.toFixed(2)} %`,
-  ].join('\n');
+/** One file's row of the per-file table: figures over the rows counted, and the alerts in them. */
+export interface FileFigures extends DetectionReport {
+  file: string;
+  /** Rows counted against the labels (under the SKAB protocol: those after the training rows). */
+  rows: number;
+  /** Alerts raised and resolved within the rows counted. */
+  raised: number;
+  resolved: number;
+}
+
+/** The pooled row: counts summed over files and the figures computed from the sums, never averaged. */
+export interface PooledFigures extends Omit<FileFigures, 'file'> {
+  files: number;
+}
+
+/**
+ * Alerts raised and resolved in rows [from, end): each change of the decision state is one alert (a
+ * row holds at most one window, so at most one decision). Before row 0 no alert is open.
+ */
+export function alertCounts(state: Uint8Array, from = 0): { raised: number; resolved: number } {
+  let raised = 0;
+  let resolved = 0;
+  let previous = from > 0 ? state[from - 1] : 0;
+  for (let row = from; row < state.length; row++) {
+    const now = state[row];
+    if (now !== previous) {
+      if (now === 1) raised++;
+      else resolved++;
+    }
+    previous = now;
+  }
+  return { raised, resolved };
+}
+
+export function fileFigures(file: string, state: Uint8Array, labels: Uint8Array, from = 0): FileFigures {
+  return { file, rows: Math.max(0, labels.length - from), ...report(countConfusion(state, labels, from)), ...alertCounts(state, from) };
+}
+
+export function pooledFigures(files: readonly FileFigures[]): PooledFigures {
+  const sum = { tp: 0, fp: 0, fn: 0, tn: 0, rows: 0, raised: 0, resolved: 0 };
+  for (const f of files) for (const key of Object.keys(sum) as Array<keyof typeof sum>) sum[key] += f[key];
+  return { files: files.length, ...sum, ...report(sum) };
+}
+
+/** One labelled table replayed and counted: what the per-file table, the JSON and the HTML report show. */
+export interface TableEvaluation {
+  figures: FileFigures;
+  /** Score per row (NaN while the window fills). */
+  scores: Float32Array;
+  /** Decision state per row: 1 while an alert is open. */
+  raised: Uint8Array;
+  labels: Uint8Array;
+  /** First row counted; rows before it were the training rows (SKAB) and are drawn shaded. */
+  from: number;
+  thresholds: { raise: number; clear: number };
+  rejectedRows: number;
+}
+
+export interface EvaluateTableOptions {
+  /** The file's name in tables and reports. */
+  file: string;
+  label: string;
+  /** First row counted (default 0). */
+  from?: number;
+}
+
+/** The label column of a table, or an error that names the file, the labels it has and the fix. */
+export function labelColumn(table: Table, label: string): Uint8Array {
+  const labels = table.labels[label];
+  if (labels) return labels;
+  const have = Object.keys(table.labels).join(', ') || 'none';
+  throw new Error(`${table.source} has no label column "${label}" (labels: ${have}); pass --label, or leave unlabelled files out of the folder`);
+}
+
+export async function evaluateTable(scorer: Scorer, table: Table, options: EvaluateTableOptions): Promise<TableEvaluation> {
+  const labels = labelColumn(table, options.label);
+  const from = options.from ?? 0;
+  const result = await replayTable(scorer, table);
+  const { policy } = scorer.manifest;
+  return {
+    figures: fileFigures(options.file, result.anomaly, labels, from),
+    scores: result.scores,
+    raised: result.anomaly,
+    labels,
+    from,
+    thresholds: { raise: policy.raiseThreshold, clear: policy.clearThreshold },
+    rejectedRows: result.rejectedRows,
+  };
 }
 
 /** One recorded row of one stream. */

@@ -3,11 +3,11 @@
  * (earlier rows as history) through the daemon's decision path, and sum the counts over files.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { readTable, type Table } from '../data/table.js';
 import { createScorer } from '../../model/scorer.js';
 import { trainModel } from '../train/trainer.js';
-import { countConfusion, replayTable, replayScorerOptions, report, type Confusion, type DetectionReport } from './replay.js';
+import { evaluateTable, pooledFigures, replayScorerOptions, type FileFigures, type PooledFigures, type TableEvaluation } from './replay.js';
 
 export const SKAB_TRAIN_ROWS = 400;
 
@@ -38,29 +38,33 @@ export function csvFiles(folder: string): string[] {
   return out;
 }
 
-export interface SkabFileResult extends Confusion {
-  file: string;
+export interface SkabFileResult extends FileFigures {
   trainMs: number;
 }
 
-export async function evaluateSkab(folder: string, label = 'anomaly'): Promise<{ files: SkabFileResult[]; total: DetectionReport }> {
+/** Per file its figures (rows after the training rows) and what the report draws; the total pools the counts. */
+export async function evaluateSkab(
+  folder: string,
+  label = 'anomaly',
+): Promise<{ files: SkabFileResult[]; total: PooledFigures; evaluations: TableEvaluation[] }> {
   const files: SkabFileResult[] = [];
-  const total: Confusion = { tp: 0, fp: 0, fn: 0, tn: 0 };
+  const evaluations: TableEvaluation[] = [];
   for (const file of csvFiles(folder)) {
     const table = readTable(file);
-    const labels = table.labels[label];
-    if (!labels) continue; // e.g. anomaly-free recordings: nothing to score
+    if (!table.labels[label]) continue; // e.g. anomaly-free recordings: nothing to score
     if (table.rows <= SKAB_TRAIN_ROWS) throw new Error(`${file}: ${table.rows} rows, needs more than ${SKAB_TRAIN_ROWS}`);
     const started = performance.now();
     const trained = trainModel(headOf(table, SKAB_TRAIN_ROWS), { source: file, name: 'skab' });
     const trainMs = performance.now() - started;
     const scorer = await createScorer(trained.onnx, trained.manifest, file, replayScorerOptions);
-    const result = await replayTable(scorer, table);
-    await scorer.release();
-    const counts = countConfusion(result.anomaly, labels, SKAB_TRAIN_ROWS);
-    countConfusion(result.anomaly, labels, SKAB_TRAIN_ROWS, total);
-    files.push({ file, trainMs, ...counts });
+    try {
+      const evaluation = await evaluateTable(scorer, table, { file: relative(folder, file), label, from: SKAB_TRAIN_ROWS });
+      evaluations.push(evaluation);
+      files.push({ ...evaluation.figures, trainMs });
+    } finally {
+      await scorer.release();
+    }
   }
   if (files.length === 0) throw new Error(`${folder}: no labelled CSV files (with a "${label}" column)`);
-  return { files, total: report(total) };
+  return { files, total: pooledFigures(files), evaluations };
 }

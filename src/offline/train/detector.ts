@@ -45,6 +45,10 @@ export interface PolicyOptions {
   clearRatio: number;
   /** Consecutive windows under the clear threshold that resolve an alert. */
   resolveAfter: number;
+  /** Consecutive windows at or over the raise threshold that raise an alert. */
+  raiseAfter: number;
+  /** After a resolve, no new alert on the stream for this long (record time). */
+  cooldownMs: number;
 }
 
 export type DetectorOptions = FitOptions & PolicyOptions;
@@ -69,18 +73,32 @@ export const DEFAULT_DETECTOR: DetectorOptions = {
   thresholdMultiplier: 4,
   clearRatio: 1,
   resolveAfter: 30,
+  raiseAfter: 1,
+  cooldownMs: 0,
 };
 
 /**
  * The `baseline-tests` family (`sentinel train --family baseline-tests`): per-stream baselines and a test
- * per fault kind, with the leave-one-file-out rule's choices over valve1 (docs/models.md). Opt-in while
- * its false-alarm rate on long normal running is being brought down (issue 12).
+ * per fault kind. Every value is the leave-one-file-out rule's choice on all 16 valve1 files (rule
+ * `segments-and-file`: highest F1 with FAR <= 10 % on the labelled files, on SKAB-length normal segments
+ * and on the whole anomaly-free file; docs/models.md). Opt-in: the default family is decided elsewhere.
  */
 export const BASELINE_TESTS_DETECTOR: DetectorOptions = {
   ...DEFAULT_DETECTOR,
   family: 'baseline-tests',
-  clearRatio: 0.5,
-  resolveAfter: 45,
+  window: 20,
+  warmupRows: 100,
+  halfLifeRows: 200,
+  maxHoldRows: null,
+  spikeMultiplier: 3,
+  noiseMultiplier: 3,
+  stuckMultiplier: Number.POSITIVE_INFINITY,
+  thresholdQuantile: 1,
+  thresholdMultiplier: 4,
+  clearRatio: 1,
+  resolveAfter: 30,
+  raiseAfter: 1,
+  cooldownMs: 300_000,
 };
 
 /** The preset of a family: what `sentinel train --family` starts from. */
@@ -96,8 +114,10 @@ export function describeDetector(d: DetectorOptions): string {
       ? `baseline warm-up ${d.warmupRows}, half-life ${d.halfLifeRows ?? 'none'}, hold ${d.maxHoldRows ?? 'while open'}, ` +
         `spike ${m(d.spikeMultiplier)}, noise ${m(d.noiseMultiplier)}, stuck ${m(d.stuckMultiplier)}, `
       : `drift horizon ${d.driftHorizon}, `;
+  const raise = d.raiseAfter > 1 ? ` after ${d.raiseAfter}` : '';
+  const cooldown = d.cooldownMs > 0 ? `, cooldown ${d.cooldownMs / 1000} s` : '';
   return (
     `${d.family}, window ${d.window}, ${d.scaling} scaling, ${tests}` +
-    `raise ${d.thresholdMultiplier} × q${d.thresholdQuantile}, clear ${d.clearRatio} × raise, resolve after ${d.resolveAfter}`
+    `raise ${d.thresholdMultiplier} × q${d.thresholdQuantile}${raise}, clear ${d.clearRatio} × raise, resolve after ${d.resolveAfter}${cooldown}`
   );
 }

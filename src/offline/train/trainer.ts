@@ -133,11 +133,12 @@ function manifestCommon(m: {
 
 /** The checked channels and their columns, and the whole detector, from the options. */
 function prepare(table: Table, options: TrainOptions): { window: number; detector: DetectorOptions; channels: string[]; columns: Float64Array[] } {
-  const window = options.window ?? DEFAULT_WINDOW;
+  const preset = detectorFor(options.detector?.family ?? DEFAULT_DETECTOR.family);
+  const window = options.window ?? preset.window;
   if (!Number.isInteger(window) || window < 1 || window > 4096) {
-    throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${DEFAULT_WINDOW}`);
+    throw new FitError(`window ${window} is not a whole number of rows in 1..4096; pass e.g. --window ${preset.window}`);
   }
-  const detector: DetectorOptions = { ...detectorFor(options.detector?.family ?? DEFAULT_DETECTOR.family), ...options.detector, window };
+  const detector: DetectorOptions = { ...preset, ...options.detector, window };
   const channels = options.channels ?? table.channels;
   if (channels.length === 0) throw new FitError('no channels to train on; name at least one with --channels');
   if (new Set(channels).size !== channels.length) {
@@ -169,9 +170,9 @@ function trainBaselineTests(table: Table, options: TrainOptions): TrainedModel {
   const policy = {
     raiseThreshold: 1,
     clearThreshold: detector.clearRatio,
-    raiseAfter: calibrated.policy.raiseAfter,
+    raiseAfter: detector.raiseAfter,
     resolveAfter: detector.resolveAfter,
-    cooldownMs: options.cooldownMs ?? 0,
+    cooldownMs: options.cooldownMs ?? detector.cooldownMs,
   };
   progress(0.9, 'exporting ONNX');
   const name = options.name ?? 'model';
