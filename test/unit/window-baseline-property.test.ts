@@ -61,7 +61,8 @@ describe('window store with per-stream baselines (properties)', () => {
         const target = new Float32Array(WINDOW * CHANNELS);
         for (const slot of order) {
           const k = owner[slot] as number;
-          const row = next[k]++ as number;
+          const row = next[k] as number;
+          next[k] = row + 1;
           const s = streams[k] as (typeof streams)[number];
           const [a, b] = s.values[row] as [number, number];
           const outcome = windows.push({ streamId: `s${k}`, ts: 1_000 + row, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values: Float32Array.of(s.base + a, s.base * 0.5 + b) }, 0);
