@@ -38,8 +38,8 @@ export const trainSpec = {
     ['--out MODEL.onnx', 'where to write the model; the manifest goes beside it (required)'],
     ['--window N', 'rows per window, a whole number in 1..4096 (default 20)'],
     ['--channels a,b,...', 'the channels to use, in this order (default: every sensor column)'],
-    ['--cooldown SECONDS', 'after a resolve, no new alert on the stream for this long, >= 0 (default 0)'],
-    ['--family NAME', 'window-pca-t2q (default) or baseline-tests (per-stream baselines and a test per fault kind; docs/models.md)'],
+    ['--cooldown SECONDS', "after a resolve, no new alert on the stream for this long, >= 0 (default: the family's, 300 for baseline-tests, 0 for window-pca-t2q)"],
+    ['--family NAME', 'baseline-tests (default: per-stream baselines and a test per fault kind) or window-pca-t2q (the default before issue 12); docs/models.md'],
   ],
 } satisfies CommandSpec<typeof trainOptions>;
 
@@ -73,6 +73,7 @@ const skabOptions = {
   loo: { type: 'boolean', default: false },
   normal: { type: 'string' },
   'choose-by-normal': { type: 'boolean', default: false },
+  family: { type: 'string' },
 } as const;
 export const evalSkabSpec = {
   name: 'eval-skab',
@@ -81,6 +82,7 @@ export const evalSkabSpec = {
   options: skabOptions,
   help: [
     ['--label COLUMN', 'the 0/1 label column (default anomaly)'],
+    ['--family NAME', 'the family each file trains (default baseline-tests); with --loo, the only family searched (default: every family)'],
     ['--loo', 'leave one file out: choose every hyperparameter on the other files, score the one left out'],
     ['--normal CSV', 'with --loo: a long normal recording, for false alarms over long running'],
     ['--choose-by-normal', "with --loo and --normal: the normal recording's false alarms count in each choice"],

@@ -1,7 +1,7 @@
 /** `sentinel train`: fits a model from a CSV of normal readings and writes the ONNX file and its manifest. */
 import { basename } from 'node:path';
 import { TableError, readTable } from '../offline/data/table.js';
-import type { Family } from '../offline/train/detector.js';
+import { DEFAULT_DETECTOR, FAMILIES, isFamily, type Family } from '../offline/train/detector.js';
 import { FitError, trainModel } from '../offline/train/trainer.js';
 import { writeModelFiles } from '../offline/train/write-model.js';
 import { UsageError, consoleIO, numberOption, runCommandLine, type CommandIO } from './args.js';
@@ -18,16 +18,13 @@ export async function runTrainCommand(argv: string[], io: CommandIO = consoleIO)
     }
     const window = numberOption('window', values.window, { integer: true, min: 1, max: 4096 });
     const cooldown = numberOption('cooldown', values.cooldown, { min: 0, unit: 'seconds' });
-    const family = values.family ?? 'window-pca-t2q';
-    if (!isFamily(family)) throw new UsageError(`--family ${family} must be one of ${families.join(', ')}`);
+    const family = values.family ?? DEFAULT_DETECTOR.family;
+    if (!isFamily(family)) throw new UsageError(`--family ${family} must be one of ${FAMILIES.join(', ')}`);
     return train(values.input, values.out, window, values.channels, cooldown, family, io);
   });
 }
 
 const quantileName = (q: number): string => (q === 1 ? 'max' : `p${+(q * 100).toFixed(2)}`);
-
-const families: readonly Family[] = ['window-pca-t2q', 'baseline-tests'];
-const isFamily = (name: string): name is Family => (families as readonly string[]).includes(name);
 
 async function train(
   input: string,
@@ -65,9 +62,13 @@ async function train(
     const { modelPath, manifestPath } = writeModelFiles(out, trained.onnx, trained.manifest);
     const m = trained.manifest;
     const cal = m.calibration;
+    const split =
+      m.baseline === undefined
+        ? `${cal.fitRows} fit, ${cal.heldOutRows} held out`
+        : `a ${m.baseline.warmupRows}-row baseline warm-up, then ${cal.fitWindows} windows fit, ${cal.heldOutWindows} held out`;
     io.out(
       [
-        `trained ${m.family} in ${seconds.toFixed(2)} s on ${m.training.rows} rows (${cal.fitRows ?? cal.fitWindows} fit, ${cal.heldOutRows ?? cal.heldOutWindows} held out)`,
+        `trained ${m.family} in ${seconds.toFixed(2)} s on ${m.training.rows} rows (${split})`,
         `  channels   ${m.channels.join(', ')}`,
         `  window     ${m.window} rows; ${cal.components} principal components explain ${(Number(cal.explainedVariance) * 100).toFixed(1)}%`,
         `  policy     raise at score >= ${m.policy.raiseThreshold.toPrecision(4)} (${cal.thresholdMultiplier} × held-out ${quantileName(Number(cal.thresholdQuantile))}), clear below ${m.policy.clearThreshold.toPrecision(4)} for ${m.policy.resolveAfter} windows`,

@@ -9,15 +9,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, SATURATED, type Alert } from '../../src/alert/alert.js';
 import { loadModel, type Scorer } from '../../src/model/scorer.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
+import { WindowStore } from '../../src/window/window-store.js';
 import { waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, DEFAULT_WARMUP_ROWS } from '../support/model.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
 
-const WINDOW = 20;
-const CHANNELS = ['vibration', 'current', 'pressure', 'temperature', 'flow'];
+const WINDOW = DEFAULT_MANIFEST.window;
+const CHANNELS = DEFAULT_MANIFEST.channels;
+/** Readings before a stream's first scored window: a full window, and the default model's baseline warm-up. */
+const LEAD = Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS);
 
 let scorer: Scorer;
 const daemons: AttackDaemon[] = [];
@@ -90,18 +93,23 @@ async function publishRows(client: MqttClient, topic: string, rows: Row[]): Prom
   for (const row of rows) await client.publishAsync(topic, payload(row), { qos: 1 });
 }
 
-/** What the model scores each complete window of `rows` (as float32, like the daemon's window store); one call at a time, like the daemon. */
+/**
+ * What the model scores each scored window of one stream's `rows`: the rows go through a window store with
+ * the model's baseline rule, as in the daemon, and the baseline is held from the first window at or over
+ * the raise threshold on (the alert it raises stays open for the rest of `rows` in these plans).
+ */
 async function windowScores(rows: Row[]): Promise<number[]> {
-  const count = rows.length - WINDOW + 1;
-  const input = new Float32Array(count * WINDOW * CHANNELS.length);
-  for (let w = 0; w < count; w++) {
-    for (let r = 0; r < WINDOW; r++) input.set((rows[w + r] as Row).values, (w * WINDOW + r) * CHANNELS.length);
-  }
+  const m = scorer.manifest;
+  const store = new WindowStore({ window: m.window, channels: CHANNELS.length, maxStreams: 1, staleAfterMs: Number.POSITIVE_INFINITY, idleTtlMs: Number.POSITIVE_INFINITY, normalization: m.normalization, baseline: m.baseline });
+  const input = new Float32Array(WINDOW * CHANNELS.length);
   const scores: number[] = [];
-  for (let w = 0; w < count; w += 8) {
-    const size = Math.min(8, count - w);
-    const out = await scorer.score(input.subarray(w * WINDOW * CHANNELS.length, (w + size) * WINDOW * CHANNELS.length), size);
-    for (let i = 0; i < size; i++) scores.push(out.scores[i] as number);
+  for (const row of rows) {
+    const outcome = store.push({ streamId: 'oracle', ts: row.ts, tsFromPayload: true, receivedAt: 0, channel: -1, value: 0, values: Float32Array.from(row.values) }, 0);
+    if (typeof outcome !== 'number') continue;
+    store.copyWindow(outcome, input, 0);
+    const score = (await scorer.score(input, 1)).scores[0] as number;
+    if (score >= m.policy.raiseThreshold) store.holdBaseline('oracle', true);
+    scores.push(score);
   }
   return scores;
 }
@@ -124,7 +132,7 @@ function expectFiniteAlert(alert: Alert): void {
   if (alert.peakScore !== undefined) expect(Number.isFinite(alert.peakScore)).toBe(true);
 }
 
-/** Per stream: a filled window of normal rows, then one reading with an extreme (finite float32) value. */
+/** Per stream: normal rows up to its first scored window, then one reading with an extreme (finite float32) value. */
 const EXTREMES = [
   { stream: 'e30', channel: 0, value: 1e30 },
   { stream: 'e38', channel: 2, value: 3.4e38 },
@@ -133,8 +141,8 @@ const EXTREMES = [
 ];
 
 function extremeRows(seed: number, channel: number, value: number): Row[] {
-  const rows = normalRows(seed, WINDOW + 1);
-  const last = rows[WINDOW] as Row;
+  const rows = normalRows(seed, LEAD + 2);
+  const last = rows[LEAD + 1] as Row;
   last.values = last.values.map((v, c) => (c === channel ? value : v));
   return rows;
 }
@@ -167,7 +175,7 @@ describe('extreme values (finite in float32)', () => {
       expectFiniteAlert(alert);
       // The score the model gave the window, or the largest float32 when that overflowed.
       expectNear(alert.score, reported(extreme), p.stream);
-      expect(alert.recordTs).toBe(new Date((p.rows[WINDOW] as Row).ts).toISOString());
+      expect(alert.recordTs).toBe(new Date((p.rows[LEAD + 1] as Row).ts).toISOString());
     }
     expect(saturated, 'the plan makes at least one score overflow').toBeGreaterThan(0);
     expect(metricValue(text, 'sentinel_scores_saturated_total')).toBe(saturated);
@@ -188,12 +196,12 @@ describe('extreme values (finite in float32)', () => {
       const seen = await watchAlerts(broker.url, d.prefix, true);
       const pub = await publisher(broker.url, d.prefix);
       const plans = EXTREMES.map((e, i) => ({ ...e, rows: extremeRows(80 + i, e.channel, e.value) }));
-      // First every stream's normal window, scored and decided (nothing to alert) ...
-      for (const p of plans) await publishRows(pub, `${d.prefix}/sensors/${p.stream}/telemetry`, p.rows.slice(0, WINDOW));
+      // First every stream's normal rows up to its first window, scored and decided (nothing to alert) ...
+      for (const p of plans) await publishRows(pub, `${d.prefix}/sensors/${p.stream}/telemetry`, p.rows.slice(0, LEAD + 1));
       await waitForMetric(d.port, 'sentinel_windows_scored_total', plans.length, 20_000);
       // ... then the extreme readings, taken in, and the broker goes away before their batch runs.
-      for (const p of plans) await publishRows(pub, `${d.prefix}/sensors/${p.stream}/telemetry`, p.rows.slice(WINDOW));
-      await waitForMetric(d.port, 'sentinel_readings_queued_total', plans.length * (WINDOW + 1), 10_000);
+      for (const p of plans) await publishRows(pub, `${d.prefix}/sensors/${p.stream}/telemetry`, p.rows.slice(LEAD + 1));
+      await waitForMetric(d.port, 'sentinel_readings_queued_total', plans.length * (LEAD + 2), 10_000);
       await broker.save();
       await broker.stop();
       const decidedBeforeOutage = d.cli.logs().filter((l) => String(l.msg).startsWith('alert ')).length;
@@ -244,13 +252,13 @@ describe('an open alert on a stream that goes silent', () => {
     const pub = await publisher(BROKER_URL, d.prefix);
     const topic = (stream: string): string => `${d.prefix}/sensors/${stream}/telemetry`;
 
-    // "silent": a filled window, a spike that raises, a row that offsets it (a lower last score), then nothing.
-    const silent = normalRows(90, WINDOW + 2);
-    (silent[WINDOW] as Row).values[0] = 500;
-    (silent[WINDOW + 1] as Row).values[0] = -450;
+    // "silent": rows up to its first scored window, a spike that raises, a row that offsets it (a lower last score), then nothing.
+    const silent = normalRows(90, LEAD + 3);
+    (silent[LEAD + 1] as Row).values[0] = 500;
+    (silent[LEAD + 2] as Row).values[0] = -450;
     // "recovers": a spike, then enough normal rows for resolveAfter (30) windows below the threshold.
-    const recovers = normalRows(91, WINDOW + 1 + WINDOW + 35);
-    (recovers[WINDOW] as Row).values[3] = 900;
+    const recovers = normalRows(91, LEAD + 2 + WINDOW + 35);
+    (recovers[LEAD + 1] as Row).values[3] = 900;
     const silentScores = await windowScores(silent);
     const recoversScores = await windowScores(recovers);
     await publishRows(pub, topic('recovers'), recovers);

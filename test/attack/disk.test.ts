@@ -17,7 +17,7 @@ import { sampleAlert } from '../support/alert.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MODEL, DEFAULT_WARMUP_ROWS } from '../support/model.js';
 import { mountTmpfs, type Tmpfs } from '../support/tmpfs.js';
 
 const MQTT_URL = process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -99,8 +99,9 @@ async function alertWatcher(prefix: string): Promise<Alert[]> {
 /** Publishes a pump's telemetry with a spike in it: enough rows for one raised and one resolved alert. */
 async function spike(prefix: string, streamId: string, seed: number): Promise<void> {
   const publisher = await connect();
-  const sim = new PumpSimulator({ seed, faults: [{ kind: 'spike', channel: 1, start: 60, length: 10 }] });
-  const rows = Array.from({ length: 160 }, () => {
+  // After the default model's per-stream baseline warm-up (its first warmupRows readings are not scored).
+  const sim = new PumpSimulator({ seed, faults: [{ kind: 'spike', channel: 1, start: DEFAULT_WARMUP_ROWS + 60, length: 10 }] });
+  const rows = Array.from({ length: DEFAULT_WARMUP_ROWS + 160 }, () => {
     const r = sim.next();
     return JSON.stringify({ ts: r.ts, values: Object.fromEntries(sim.channels.map((c, i) => [c, r.values[i]])) });
   });

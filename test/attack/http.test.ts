@@ -14,7 +14,7 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 import { eventually, getText, rawRequest, slowloris, type SlowlorisResult } from '../support/http.js';
 
 const broker: TestBroker = { url: process.env.SENTINEL_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883', protocolVersion: 5, stop: async () => {} };
@@ -146,11 +146,12 @@ describe('attack: the metrics and probes port of the real CLI', () => {
     const pid = r.cli.child.pid as number;
     expect(readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(new RegExp(`Max open files\\s+${FD_LIMIT}\\s+${FD_LIMIT}`));
     const sim = new PumpSimulator({ seed: 3 });
-    await publishReadings(r, sim, 30);
+    const rows = DEFAULT_WARMUP_ROWS + 30;
+    await publishReadings(r, sim, rows);
     let before = '';
     await eventually(async () => {
       before = await scrape(r.port);
-      return metricValue(before, 'sentinel_windows_scored_total') >= 11;
+      return metricValue(before, 'sentinel_windows_scored_total') >= scoredWindows(DEFAULT_MANIFEST, rows);
     }, 'windows scored before the attack').catch((err: Error) => {
       console.log(before.split('\n').filter((l) => /^sentinel_(messages|readings|windows)/.test(l)).join('\n'), r.cli.stdout().slice(-3000));
       throw err;

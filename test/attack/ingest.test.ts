@@ -16,8 +16,12 @@ import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { attackConfig, BROKER_URL, expectUnharmed, type AttackDaemon } from '../support/attack-daemon.js';
 import { AttackClients, rssSampler, telemetry } from '../support/clients.js';
+import { DEFAULT_MANIFEST, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 
-const WINDOW = 20;
+const WINDOW = DEFAULT_MANIFEST.window;
+/** Readings before a stream's first scored window: a full window, and the default model's baseline warm-up. */
+const LEAD = Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS);
+const scored = (rows: number): number => scoredWindows(DEFAULT_MANIFEST, rows);
 const MAX_TOPIC = 65_535;
 /** The issue's memory bound for a daemon under `--max-old-space-size=320` (as the image runs it). */
 const RSS_LIMIT = 250 * 1024 * 1024;
@@ -60,16 +64,16 @@ describe('topics and stream ids (items 2/3)', () => {
     const longTopic = `${d.prefix}/sensors/${level}/telemetry`;
     expect(Buffer.byteLength(longTopic)).toBe(MAX_TOPIC);
     // A full window with a spike: before the fix this stream was scored and its alert topic overflowed.
-    const longRows = WINDOW + 5;
-    await publishRows(pub, longTopic, pumpUpToNow(1, longRows, WINDOW), longRows);
+    const longRows = LEAD + 6;
+    await publishRows(pub, longTopic, pumpUpToNow(1, longRows, LEAD + 1), longRows);
     // Under the 1,024-char test but 1,200 bytes: the limit is in UTF-8 bytes, not characters.
     const euroTopic = `${d.prefix}/sensors/${'€'.repeat(400)}/telemetry`;
     await pub.publishAsync(euroTopic, telemetry(pumpUpToNow(2, 1, 99)), { qos: 1 });
     await waitForMetric(d.port, 'sentinel_readings_rejected_total', longRows + 1, 15_000, { reason: 'topic_too_long' });
 
-    const rows = 60;
-    await publishRows(pub, `${d.prefix}/sensors/pump-ok/telemetry`, pumpUpToNow(3, rows, 40), rows);
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 20_000);
+    const rows = LEAD + 41;
+    await publishRows(pub, `${d.prefix}/sensors/pump-ok/telemetry`, pumpUpToNow(3, rows, LEAD + 21), rows);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', scored(rows), 20_000);
     await waitFor(() => alerts.some((a) => a.alert.type === 'raised'), 15_000, 'raised on pump-ok');
     const text = await d.metrics();
     console.log(
@@ -99,16 +103,16 @@ describe('topics and stream ids (items 2/3)', () => {
     });
     const alerts = await alertWatcher(BROKER_URL, d.prefix);
     const pub = await publisher(BROKER_URL, d.prefix);
-    const rows = 30;
+    const rows = LEAD + 11;
     const tooLong = 'a'.repeat(300);
     const tooManyBytes = '€'.repeat(86); // 86 characters, 258 bytes
     const justFits = '€'.repeat(85); // 255 bytes
-    await publishRows(pub, `${root}/sensors/${tooLong}/telemetry`, pumpUpToNow(4, rows, WINDOW), rows);
-    await publishRows(pub, `${root}/sensors/${tooManyBytes}/telemetry`, pumpUpToNow(5, rows, WINDOW), rows);
-    await publishRows(pub, `${root}/tagged/pump-1/telemetry`, pumpUpToNow(6, rows, WINDOW), rows);
+    await publishRows(pub, `${root}/sensors/${tooLong}/telemetry`, pumpUpToNow(4, rows, LEAD + 1), rows);
+    await publishRows(pub, `${root}/sensors/${tooManyBytes}/telemetry`, pumpUpToNow(5, rows, LEAD + 1), rows);
+    await publishRows(pub, `${root}/tagged/pump-1/telemetry`, pumpUpToNow(6, rows, LEAD + 1), rows);
     await waitForMetric(d.port, 'sentinel_readings_rejected_total', 3 * rows, 15_000, { reason: 'bad_stream_id' });
     // The longest id that fits is scored, and its alert goes out on <prefix>/alerts/<id>.
-    await publishRows(pub, `${root}/sensors/${justFits}/telemetry`, pumpUpToNow(7, rows, WINDOW), rows);
+    await publishRows(pub, `${root}/sensors/${justFits}/telemetry`, pumpUpToNow(7, rows, LEAD + 1), rows);
     await waitFor(() => alerts.some((a) => a.alert.type === 'raised'), 15_000, 'raised on the 255-byte id');
     const text = await d.metrics();
     console.log(
@@ -161,9 +165,9 @@ describe('topics and stream ids (items 2/3)', () => {
     const floodMs = Date.now() - started;
     const peak = await sampler.stop();
     // A known stream is still scored after the flood.
-    const rows = WINDOW + 4;
-    await publishRows(pub, `${d.prefix}/sensors/pump-after/telemetry`, pumpUpToNow(9, rows, 99), rows);
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 15_000);
+    const rows = LEAD + 5;
+    await publishRows(pub, `${d.prefix}/sensors/pump-after/telemetry`, pumpUpToNow(9, rows, 99 + LEAD), rows);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', scored(rows), 15_000);
     const text = await d.metrics();
     console.log(
       `ATTACK ${JSON.stringify({ test: 'memory-60k-topics', messages: count, topicBytes: Buffer.byteLength(`${d.prefix}/sensors/0-${pad}/telemetry`), floodMs, rssBaselineMiB: +(baseline / MiB).toFixed(1), rssPeakMiB: +(peak / MiB).toFixed(1), heapUsedMiB: +(metricValue(text, 'nodejs_heap_size_used_bytes') / MiB).toFixed(1), streams: metricValue(text, 'sentinel_streams_active') })}`,
@@ -193,9 +197,9 @@ describe('oversized packets', () => {
     }
     await waitForMetric(d.port, 'sentinel_readings_rejected_total', largeCount, 15_000, { reason: 'oversized' });
     // Valid telemetry after the flood is scored: intake never stalled.
-    const rows = WINDOW + 4;
-    await publishRows(pub, `${d.prefix}/sensors/pump-after/telemetry`, pumpUpToNow(10, rows, 99), rows);
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 15_000);
+    const rows = LEAD + 5;
+    await publishRows(pub, `${d.prefix}/sensors/pump-after/telemetry`, pumpUpToNow(10, rows, 99 + LEAD), rows);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', scored(rows), 15_000);
     const peak = await sampler.stop();
     const text = await d.metrics();
     console.log(
@@ -235,7 +239,7 @@ describe('rate limit against a QoS 1 backlog (item 5)', () => {
     const total = streams * rows;
     await waitForMetric(d.port, 'sentinel_readings_queued_total', total, 40_000);
     const drainMs = Date.now() - started;
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', streams * (rows - WINDOW + 1), 15_000);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', streams * scored(rows), 15_000);
     const text = await d.metrics();
     console.log(
       `ATTACK ${JSON.stringify({ test: 'qos1-backlog-rate-limit', readings: total, queued: metricValue(text, 'sentinel_readings_queued_total'), rateLimited: rejected(text, 'rate_limited'), rateLimitWaits: metricValue(text, 'sentinel_rate_limit_waits_total'), windowsScored: metricValue(text, 'sentinel_windows_scored_total'), drainMs })}`,
@@ -277,11 +281,11 @@ describe('timestamps from the far future (item 8)', () => {
     const alerts = await alertWatcher(BROKER_URL, d.prefix);
     const pub = await publisher(BROKER_URL, d.prefix);
     const topic = `${d.prefix}/sensors/pump-ts/telemetry`;
-    const rows = 60;
-    const sim = pumpUpToNow(11, rows, 40);
+    const rows = LEAD + 41;
+    const sim = pumpUpToNow(11, rows, LEAD + 21);
     await pub.publishAsync(topic, telemetry(new PumpSimulator({ seed: 12 }), Date.now() + 23 * 3_600_000), { qos: 1 });
     await publishRows(pub, topic, sim, rows);
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 20_000);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', scored(rows), 20_000);
     await waitFor(() => alerts.some((a) => a.alert.type === 'raised'), 15_000, 'raised');
     const text = await d.metrics();
     expect(rejected(text, 'bad_timestamp')).toBe(1);
@@ -295,9 +299,9 @@ describe('timestamps from the far future (item 8)', () => {
     const alerts = await alertWatcher(BROKER_URL, d.prefix);
     const pub = await publisher(BROKER_URL, d.prefix);
     const topic = `${d.prefix}/sensors/pump-far/telemetry`;
-    const rows = 60;
-    const sim = pumpUpToNow(13, rows, WINDOW - 1);
-    await publishRows(pub, topic, sim, WINDOW - 1);
+    const rows = LEAD + 41;
+    const sim = pumpUpToNow(13, rows, LEAD);
+    await publishRows(pub, topic, sim, LEAD);
     // Each would complete the window, spiked: before the fix the first one was taken (it is within
     // now + 8.64e15) and building its alert threw RangeError (Invalid time value), ending the process.
     const beyond = [8.64e15 + 1e9, 9e15];
@@ -305,8 +309,8 @@ describe('timestamps from the far future (item 8)', () => {
     for (const ts of beyond) await pub.publishAsync(topic, `{"ts":${ts},"values":${wild}}`, { qos: 1 });
     await waitForMetric(d.port, 'sentinel_readings_rejected_total', beyond.length, 15_000, { reason: 'bad_timestamp' });
     // The stream goes on as if they had never come: its own spike is scored and raised.
-    await publishRows(pub, topic, sim, rows - (WINDOW - 1));
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 20_000);
+    await publishRows(pub, topic, sim, rows - LEAD);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', scored(rows), 20_000);
     await waitFor(() => alerts.some((a) => a.alert.type === 'raised'), 15_000, 'raised');
     const text = await d.metrics();
     console.log(

@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectReasons, type RejectReason } from '../../src/ingest/reading.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
 import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
+import { DEFAULT_MANIFEST, scoredWindows } from '../support/model.js';
 
 const CHANNELS = ['vibration', 'current', 'pressure', 'temperature', 'flow'];
-const WINDOW = 20;
 const MAX_STREAMS = 500;
 const MAX_PAYLOAD = 16_384; // ingest.maxPayloadBytes default
 const MAX_TOPIC = 1024; // ingest.maxTopicBytes default
@@ -331,10 +331,14 @@ function build(list: Descriptor[], prefix: string): Plan {
     }
   };
 
-  // Every tracked stream is in the table before any stream of its own can fill it (window.maxStreams).
-  for (const s of STAMPED) stamped(s, [1, 10, 4, 40, 30]);
-  for (const s of UNSTAMPED) unstamped(s, [1, 10, 4, 40, 30]);
-  for (const [format, pool] of Object.entries(GROUPS)) for (const s of pool) group(format as 's' | 'n', s, CHANNELS, [1, 10, 4, 40, 30]);
+  // Every tracked stream is in the table before any stream of its own can fill it (window.maxStreams), and
+  // has given the default model's per-stream baseline its warm-up readings, so that its fuzzed readings are scored.
+  const warm = (i: number): number[] => [1, 10, 4, 40, 30].map((v, c) => v + 0.01 * ((i + c) % 7));
+  for (let i = 0; i < Math.max(1, DEFAULT_MANIFEST.baseline?.warmupRows ?? 0); i++) {
+    for (const s of STAMPED) stamped(s, warm(i));
+    for (const s of UNSTAMPED) unstamped(s, warm(i));
+    for (const [format, pool] of Object.entries(GROUPS)) for (const s of pool) group(format as 's' | 'n', s, CHANNELS, warm(i));
+  }
 
   let unique = 0;
   for (const d of list) {
@@ -380,7 +384,8 @@ function build(list: Descriptor[], prefix: string): Plan {
     atLeast.set(reason, (atLeast.get(reason) as number) + 1);
   }
   let windows = 0;
-  for (const n of rows.values()) windows += Math.max(0, n - (WINDOW - 1));
+  // The default model keeps a per-stream baseline: a stream's first warmupRows readings are learned, not scored.
+  for (const n of rows.values()) windows += scoredWindows(DEFAULT_MANIFEST, n);
   return {
     messages,
     windows,

@@ -13,8 +13,11 @@ import { waitFor } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { BROKER_URL, expectUnharmed, startAttackDaemon, type AttackDaemon } from '../support/attack-daemon.js';
+import { DEFAULT_MANIFEST, DEFAULT_WARMUP_ROWS } from '../support/model.js';
 
-const WINDOW = 20;
+const WINDOW = DEFAULT_MANIFEST.window;
+/** Readings before a stream's first scored window: a full window, and the default model's baseline warm-up. */
+const LEAD = Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS);
 const SHUTTING_DOWN = 'shutting down: stopping intake and draining';
 const ALREADY = /^already shutting down/;
 
@@ -71,8 +74,9 @@ async function armedDaemon(name: string): Promise<Armed> {
   await watcher.subscribeAsync(`${d.prefix}/alerts/#`, { qos: 1 });
   const pub = await connect(broker.url, `pub-${d.prefix}`);
   const sim = new PumpSimulator({ seed: 7, startTs: Date.now() - 600_000 });
-  for (let i = 0; i <= WINDOW; i++) await pub.publishAsync(`${d.prefix}/sensors/pump/telemetry`, telemetry(sim, i === WINDOW), { qos: 1 });
-  await waitForMetric(d.port, 'sentinel_readings_queued_total', WINDOW + 1);
+  // Normal rows up to the first scored window, then a spike in the second.
+  for (let i = 0; i <= LEAD + 1; i++) await pub.publishAsync(`${d.prefix}/sensors/pump/telemetry`, telemetry(sim, i === LEAD + 1), { qos: 1 });
+  await waitForMetric(d.port, 'sentinel_readings_queued_total', LEAD + 2);
   expect(await d.metric('sentinel_windows_scored_total'), 'windows wait for the drain').toBe(0);
   return { d, alerts };
 }
@@ -107,7 +111,7 @@ async function finishShutdown(armed: Armed): Promise<{ exitMs: number; warnings:
   const exitMs = Date.now() - t0;
   const stopped = logged(d, (m) => m === 'stopped');
   expect(stopped).toHaveLength(1);
-  expect(stopped[0]).toMatchObject({ drained: true, queued: WINDOW + 1, scored: 2, alerts: 1, queueDepth: 0 });
+  expect(stopped[0]).toMatchObject({ drained: true, queued: LEAD + 2, scored: 2, alerts: 1, queueDepth: 0 });
   await waitFor(() => alerts.length === 1, 10_000, 'the alert reached the subscriber');
   expect(alerts[0]).toMatchObject({ type: 'raised', streamId: 'pump' });
   // Acknowledged before exit: the journal holds no alert without its "done".
@@ -172,7 +176,7 @@ describe('SIGHUP', () => {
     const pub = await connect(BROKER_URL, `pub-${d.prefix}`);
     const sim = new PumpSimulator({ seed: 8, startTs: Date.now() - 600_000 });
     const topic = `${d.prefix}/sensors/pump/telemetry`;
-    for (let i = 0; i < WINDOW; i++) await pub.publishAsync(topic, telemetry(sim), { qos: 1 });
+    for (let i = 0; i <= LEAD; i++) await pub.publishAsync(topic, telemetry(sim), { qos: 1 });
     await waitForMetric(d.port, 'sentinel_windows_scored_total', 1);
 
     d.cli.child.kill('SIGHUP');

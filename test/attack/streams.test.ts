@@ -11,10 +11,13 @@ import { metricValue, waitForMetric } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { BROKER_URL, expectUnharmed, type AttackDaemon } from '../support/attack-daemon.js';
 import { AttackClients, rssSampler, telemetry } from '../support/clients.js';
+import { DEFAULT_MANIFEST, DEFAULT_WARMUP_ROWS, windowPcaModel } from '../support/model.js';
 import { sleep } from '../support/proc.js';
 import type { Alert } from '../../src/alert/alert.js';
 
-const WINDOW = 20;
+const WINDOW = DEFAULT_MANIFEST.window;
+/** Readings before a stream's first scored window: a full window, and the default model's baseline warm-up. */
+const LEAD = Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS);
 const RSS_LIMIT = 250 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
@@ -96,11 +99,12 @@ describe('stream table (items 3, 8, 9)', () => {
     const topic = `${d.prefix}/sensors/pump-cs/telemetry`;
     await pub.publishAsync(topic, telemetry(new PumpSimulator({ seed: 30 }), Date.now() + 23 * 3_600_000), { qos: 1 });
     await waitForMetric(d.port, 'sentinel_readings_queued_total', 1);
-    const rows = 60;
-    const faults: FaultPlan[] = [{ kind: 'spike', channel: 0, start: 40, length: 10 }];
+    const rows = LEAD + 41;
+    const faults: FaultPlan[] = [{ kind: 'spike', channel: 0, start: LEAD + 21, length: 10 }];
     const sim = new PumpSimulator({ seed: 31, startTs: Date.now() - rows * 1000, periodMs: 1000, faults });
     await Promise.all(Array.from({ length: rows }, () => pub.publishAsync(topic, telemetry(sim), { qos: 1 })));
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 20_000);
+    // The clock step empties the window but keeps the baseline, which had learned the future reading.
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', rows - Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS - 1), 20_000);
     await waitFor(() => alerts.some((a) => a.alert.type === 'raised'), 15_000, 'raised on pump-cs');
     const text = await waitForMetric(d.port, 'sentinel_clock_steps_total', 1);
     console.log(
@@ -127,7 +131,7 @@ describe('stream table (items 3, 8, 9)', () => {
     const pub = await publisher(owned.url, d.prefix);
     const known = `${d.prefix}/sensors/pump-known/telemetry`;
     const sim = new PumpSimulator({ seed: 32, startTs: Date.now() - 600_000, periodMs: 1000 });
-    await Promise.all(Array.from({ length: WINDOW }, () => pub.publishAsync(known, telemetry(sim), { qos: 1 })));
+    await Promise.all(Array.from({ length: LEAD + 1 }, () => pub.publishAsync(known, telemetry(sim), { qos: 1 })));
     await waitForMetric(d.port, 'sentinel_windows_scored_total', 1);
     const baseline = await d.metric('process_resident_memory_bytes');
     const sampler = rssSampler(d);
@@ -135,7 +139,7 @@ describe('stream table (items 3, 8, 9)', () => {
     const count = 10_000;
     const pad = 'i'.repeat(idBytes - 8);
     const started = Date.now();
-    let knownRows = WINDOW;
+    let knownRows = LEAD + 1;
     for (let i = 0; i < count; i += 250) {
       const batch: Array<Promise<unknown>> = [pub.publishAsync(known, telemetry(sim), { qos: 1 })];
       knownRows++;
@@ -145,7 +149,7 @@ describe('stream table (items 3, 8, 9)', () => {
     }
     await waitForMetric(d.port, 'sentinel_readings_queued_total', knownRows + count, 30_000);
     const floodMs = Date.now() - started;
-    await waitForMetric(d.port, 'sentinel_windows_scored_total', knownRows - WINDOW + 1, 15_000);
+    await waitForMetric(d.port, 'sentinel_windows_scored_total', knownRows - LEAD, 15_000);
     await sleep(1_500); // a sweep sets the streams gauge
     const peak = await sampler.stop();
     const text = await d.metrics();
@@ -168,9 +172,11 @@ describe('stream table (items 3, 8, 9)', () => {
 
   it('a flood of 20,000 new ids cannot lock out a new sensor or evict a reporting one: stale squatters make room', async () => {
     const staleAfterMs = 2_000;
+    // The new sensor's first scored window must raise (see below), so no per-stream baseline may learn its
+    // fault first: the default model's data in window-pca-t2q, scored from the first full window.
     const d = await daemon(
       'squat',
-      { window: { maxStreams: 2_000, staleAfterMs }, schedule: { sweep: '* * * * * *' } },
+      { window: { maxStreams: 2_000, staleAfterMs }, schedule: { sweep: '* * * * * *' }, model: { path: windowPcaModel(), warmupRuns: 1, watch: false } },
       { brokerUrl: owned.url },
     );
     const alerts = await alertWatcher(owned.url, d.prefix);

@@ -8,7 +8,7 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { startCli, runCli } from '../support/cli.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -48,8 +48,10 @@ describe('sentinel CLI end to end', () => {
       await waitFor(() => daemon.logs().some((l) => l.msg === 'subscribed'), 10_000, 'subscribed');
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
 
-      const sim = new PumpSimulator({ seed: 11, faults: [{ kind: 'spike', channel: 2, start: 100, length: 12 }] });
+      // The spike comes after the default model's per-stream baseline warm-up.
+      const sim = new PumpSimulator({ seed: 11, faults: [{ kind: 'spike', channel: 2, start: DEFAULT_WARMUP_ROWS + 50, length: 12 }] });
       const rows = 260;
+      const scored = scoredWindows(DEFAULT_MANIFEST, rows);
       for (let i = 0; i < rows; i++) {
         const r = sim.next();
         const payload = { ts: new Date(r.ts).toISOString(), values: Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]])) };
@@ -58,12 +60,12 @@ describe('sentinel CLI end to end', () => {
       const before = await waitForMetric(port, 'sentinel_readings_queued_total', rows);
       expect(metricValue(before, 'sentinel_messages_received_total')).toBe(rows);
       // Windows are still waiting for their batch: the SIGTERM drain has to score them.
-      expect(metricValue(before, 'sentinel_windows_scored_total')).toBeLessThan(rows - 19);
+      expect(metricValue(before, 'sentinel_windows_scored_total')).toBeLessThan(scored);
 
       daemon.child.kill('SIGTERM');
       expect(await daemon.exited).toBe(0);
       const stopped = daemon.logs().find((l) => l.msg === 'stopped');
-      expect(stopped).toMatchObject({ drained: true, queued: rows, scored: rows - 19, queueDepth: 0 });
+      expect(stopped).toMatchObject({ drained: true, queued: rows, scored, queueDepth: 0 });
       await waitFor(() => alerts.length >= 2, 5_000, 'alerts');
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(alerts.map((a) => `${a.type}:${a.streamId}`)).toEqual(['raised:pump-7', 'resolved:pump-7']);

@@ -16,6 +16,7 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { BROKER_URL, attackConfig } from '../support/attack-daemon.js';
 import { waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
+import { DEFAULT_WARMUP_ROWS } from '../support/model.js';
 import { freePort } from '../support/proc.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -79,8 +80,9 @@ describe.skipIf(!haveChromium)('status page of a real daemon in a headless brows
     const faultShown = async (page: Page, stream: string, seed: number): Promise<number> => {
       let shownAt = 0;
       const shown = shows(page, 'alerts', stream, 30_000).then(() => (shownAt = performance.now()));
-      const sim = new PumpSimulator({ seed, startTs: Date.now() - 600_000, faults: [{ kind: 'drift', channel: 1, start: 40, length: 400 }] });
-      for (let i = 0; i < 160 && !raisedAt.has(stream); i++) {
+      // After the default model's per-stream warm-up; a drift over 80 rows, which its baseline (half-life 200 rows) does not follow.
+      const sim = new PumpSimulator({ seed, startTs: Date.now() - 600_000, faults: [{ kind: 'drift', channel: 1, start: DEFAULT_WARMUP_ROWS + 40, length: 80 }] });
+      for (let i = 0; i < DEFAULT_WARMUP_ROWS + 160 && !raisedAt.has(stream); i++) {
         const r = sim.next();
         const values = Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]]));
         await publisher.publishAsync(`${prefix}/sensors/${stream}/telemetry`, JSON.stringify({ ts: r.ts, values }), { qos: 1 });

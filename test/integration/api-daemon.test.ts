@@ -24,8 +24,10 @@ let b: ModelFiles;
 beforeAll(async () => {
   broker = await startMosquitto({ persistence: false });
   work = mkdtempSync(join(tmpdir(), 'sentinel-api-daemon-'));
-  a = trainPumpModel(61, { name: 'pump-a' });
-  b = trainPumpModel(62, { name: 'pump-b' });
+  // Requests here send raw readings, which only a model without per-stream baselines scores
+  // (a baseline-tests model refuses them: test/integration/api.test.ts).
+  a = trainPumpModel(61, { name: 'pump-a', family: 'window-pca-t2q' });
+  b = trainPumpModel(62, { name: 'pump-b', family: 'window-pca-t2q' });
 }, 60_000);
 afterAll(async () => {
   await broker?.dispose();

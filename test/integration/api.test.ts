@@ -14,13 +14,17 @@ let api: ScoreApi;
 let registry: Registry;
 let url: string;
 
-/** `count` windows of 20 rows from the pump simulator, every fourth with a spike on pressure. */
+/**
+ * `count` windows of 20 rows from the pump simulator, the fourth with a spike on pressure, normalised as the
+ * window store would for a stream whose baseline sits at the training data's mean and spread.
+ */
 function windows(count: number, seed: number): number[][][] {
   const sim = new PumpSimulator({ seed, faults: [{ kind: 'spike', channel: 2, start: 60, length: 20 }] });
+  const { mean, std } = scorer.manifest.training.stats as { mean: number[]; std: number[] };
   const out: number[][][] = [];
   for (let w = 0; w < count; w++) {
     const rows: number[][] = [];
-    for (let r = 0; r < 20; r++) rows.push(sim.next().values);
+    for (let r = 0; r < 20; r++) rows.push(sim.next().values.map((v, c) => (v - (mean[c] as number)) / (std[c] as number)));
     out.push(rows);
   }
   return out;
@@ -30,8 +34,9 @@ function flat(ws: number[][][]): Float32Array {
   return Float32Array.from(ws.flat(2));
 }
 
+/** The default model normalises each stream by its own baseline, so a request sends normalised windows ((reading − location) / scale). */
 async function post(ws: number[][][]): Promise<ScoreResponse> {
-  const res = await fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'pump', windows: ws.map((values) => ({ values })) }) });
+  const res = await fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'pump', input: 'normalized', windows: ws.map((values) => ({ values })) }) });
   expect(res.status).toBe(200);
   return scoreResponseSchema.parse(await res.json());
 }
@@ -57,6 +62,13 @@ afterAll(async () => {
 });
 
 describe('scoring API with the default ONNX model', () => {
+  it('refuses raw readings for the default model: its per-stream baseline is not in the request', async () => {
+    expect(scorer.manifest.baseline).toBeDefined();
+    const res = await fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'pump', windows: windows(1, 3).map((values) => ({ values })) }) });
+    expect(res.status).toBe(422);
+    expect(await res.text()).toContain('normalises each stream by the baseline');
+  });
+
   it('answers exactly the scores and contributions the scorer gives for the same windows', async () => {
     const ws = windows(8, 7);
     const body = await post(ws);

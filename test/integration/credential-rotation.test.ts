@@ -13,7 +13,7 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { makePki, secretVolume, type SecretVolume, type TestPki } from '../support/certs.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MODEL, DEFAULT_WARMUP_ROWS } from '../support/model.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { waitUntil } from '../support/proc.js';
 
@@ -76,8 +76,9 @@ async function spikeRaisesAlert(publisher: MqttClient, observer: MqttClient, pre
   const alerts: Alert[] = [];
   observer.on('message', (_topic, payload) => alerts.push(alertSchema.parse(JSON.parse(payload.toString()))));
   await observer.subscribeAsync(`${prefix}/alerts/#`, { qos: 1 });
-  const sim = new PumpSimulator({ seed: 11, faults: [{ kind: 'spike', channel: 2, start: 60, length: 12 }] });
-  for (let i = 0; i < 100; i++) {
+  // The spike comes after the default model's per-stream baseline warm-up.
+  const sim = new PumpSimulator({ seed: 11, faults: [{ kind: 'spike', channel: 2, start: DEFAULT_WARMUP_ROWS + 60, length: 12 }] });
+  for (let i = 0; i < DEFAULT_WARMUP_ROWS + 100; i++) {
     const r = sim.next();
     const payload = { ts: new Date(r.ts).toISOString(), values: Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]])) };
     await publisher.publishAsync(`${prefix}/${stream}/telemetry`, JSON.stringify(payload), { qos: 1 });

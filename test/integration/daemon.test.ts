@@ -12,7 +12,7 @@ import { createLogger } from '../../src/observe/log.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, scoredWindows } from '../support/model.js';
 
 let broker: TestBroker;
 let publisher: MqttClient;
@@ -98,7 +98,7 @@ describe('daemon through a real broker', () => {
         [`${prefix}/sensors/pump-c/telemetry`, 'x'.repeat(20_000)],
       ];
       for (const [topic, message] of bad) await publisher.publishAsync(topic, message, { qos: 1 });
-      const expectedWindows = 2 * (rows - 19);
+      const expectedWindows = 2 * scoredWindows(DEFAULT_MANIFEST, rows);
       await waitFor(() => alerts.length >= 2, 15_000, 'two alerts');
       const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', expectedWindows);
 
@@ -146,7 +146,7 @@ describe('daemon through a real broker', () => {
         sims.forEach((sim, s) => sends.push(publisher.publishAsync(`${prefix}/sensors/p${s}/telemetry`, payload(sim), { qos: 1 })));
       }
       await Promise.all(sends);
-      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', 5 * (rows - 19), 30_000);
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', 5 * scoredWindows(DEFAULT_MANIFEST, rows), 30_000);
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(5 * rows);
       expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
       expect(metricValue(text, 'sentinel_backpressure_waits_total')).toBeGreaterThan(0);
@@ -164,7 +164,7 @@ describe('daemon through a real broker', () => {
       const sim = new PumpSimulator({ seed: 2 });
       const rows = 2000;
       for (let i = 0; i < rows; i++) publisher.publish(`${prefix}/sensors/p/telemetry`, payload(sim), { qos: 0 });
-      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', rows - 19, 20_000);
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows), 20_000);
       expect(metricValue(text, 'sentinel_messages_received_total')).toBe(rows);
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(rows);
       expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
@@ -198,7 +198,7 @@ describe('daemon through a real broker', () => {
       expect(received).toBeGreaterThan(0);
       expect(dropped).toBeGreaterThan(0);
       expect(queued + dropped).toBe(received);
-      expect(metricValue(text, 'sentinel_windows_scored_total')).toBe(Math.max(0, queued - 19));
+      expect(metricValue(text, 'sentinel_windows_scored_total')).toBe(scoredWindows(DEFAULT_MANIFEST, queued));
     } finally {
       await daemon.stop();
     }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, statusSchema, type Alert, type Status } from '../../src/alert/alert.js';
-import { buildBaselineTestsModel } from '../../src/offline/train/default-model.js';
+import { buildDefaultModel } from '../../src/offline/train/default-model.js';
 import { driftEventSchema, type DriftEvent } from '../../src/drift/wire.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
@@ -32,7 +32,8 @@ beforeAll(async () => {
   broker = await startMosquitto({ persistence: false });
   publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `drift-pub-${process.pid}`, reconnectPeriod: 0 });
   work = mkdtempSync(join(tmpdir(), 'sentinel-drift-'));
-  model = trainPumpModel(101, { name: 'pump' });
+  // Drift against the training statistics is the case of a model without per-stream baselines.
+  model = trainPumpModel(101, { name: 'pump', family: 'window-pca-t2q' });
 }, 60_000);
 afterAll(async () => {
   await publisher?.endAsync();
@@ -128,7 +129,7 @@ describe('drift and input quality per stream', () => {
   it('with per-stream baselines: a slow drift is reported as drift, not as a fault; another operating point is neither', async () => {
     const prefix = uniquePrefix('slowdrift');
     const modelPath = join(work, 'baseline.onnx');
-    const trained = buildBaselineTestsModel();
+    const trained = buildDefaultModel();
     placeModel(modelPath, { onnx: trained.onnx, manifest: trained.manifest });
     const temperature = trained.manifest.channels.indexOf('temperature');
     const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `slowdrift-watch-${process.pid}`, reconnectPeriod: 0 });

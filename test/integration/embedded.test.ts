@@ -11,7 +11,7 @@ import { createLogger } from '../../src/observe/log.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, waitFor } from '../support/broker.js';
 import { metricValue, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, scoredWindows } from '../support/model.js';
 
 const silent = createLogger('silent');
 
@@ -51,7 +51,7 @@ describe('daemon on its embedded broker (telemetry taken in-process from the bro
       for (let i = 0; i < rows; i++) await client.publishAsync('sensors/pump-e/telemetry', payload(sim), { qos: 1 });
       await client.publishAsync('sensors/pump-e/telemetry', '{"values":', { qos: 0 });
       await client.publishAsync('other/pump-e/telemetry', '{}', { qos: 1 });
-      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', rows - 19);
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows));
       await waitFor(() => alerts.length >= 2, 10_000, 'two alerts');
       expect(alerts.map((a) => `${a.type}:${a.streamId}`)).toEqual(['raised:pump-e', 'resolved:pump-e']);
       expect(alerts[0]?.topChannels[0]?.channel).toBe('pressure');
@@ -71,7 +71,7 @@ describe('daemon on its embedded broker (telemetry taken in-process from the bro
       const sim = new PumpSimulator({ seed: 6 });
       const rows = 2000;
       await Promise.all(Array.from({ length: rows }, () => client.publishAsync('sensors/pump-q/telemetry', payload(sim), { qos: 1 })));
-      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', rows - 19, 20_000);
+      const text = await waitForMetric(daemon.httpPort, 'sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows), 20_000);
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(rows);
       expect(metricValue(text, 'sentinel_readings_dropped_total')).toBe(0);
       expect(metricValue(text, 'sentinel_backpressure_waits_total')).toBeGreaterThan(0);

@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertSchema, type Alert } from '../../src/alert/alert.js';
+import type { Manifest } from '../../src/model/manifest.js';
 import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { uniquePrefix, waitFor } from '../support/broker.js';
 import { startCapturedDaemon } from '../support/captured-daemon.js';
 import { metricValue } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { scoredWindows } from '../support/model.js';
 import { placeModel, trainPumpModel, type ModelFiles } from '../support/swap.js';
 
 const PUMP_WINDOW = 20;
@@ -33,7 +35,8 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'sentinel-routes-'));
   pumpA = trainPumpModel(101, { name: 'pump-a', window: PUMP_WINDOW });
   pumpB = trainPumpModel(202, { name: 'pump-b', window: PUMP_WINDOW });
-  compressor = trainPumpModel(303, { name: 'compressor', window: COMPRESSOR_WINDOW, channels: COMPRESSOR_CHANNELS });
+  // The other family on the other route: no baseline, thresholds of its own scale (the pump's are 1).
+  compressor = trainPumpModel(303, { name: 'compressor', window: COMPRESSOR_WINDOW, channels: COMPRESSOR_CHANNELS, family: 'window-pca-t2q' });
 }, 60_000);
 afterAll(async () => {
   await publisher?.endAsync();
@@ -63,8 +66,9 @@ class Assets {
       }),
     );
   }
-  windows(window: number): number {
-    return this.topics.length * Math.max(0, this.rows - window + 1);
+  /** Every full window of every asset, none during a baseline's warm-up. */
+  windows(manifest: Pick<Manifest, 'window' | 'baseline'>): number {
+    return this.topics.length * scoredWindows(manifest, this.rows);
   }
 }
 
@@ -101,7 +105,7 @@ describe('routes: two models on one node', () => {
         ['compressor', 'compressor'],
       ]);
 
-      // A level shift on pump 0's current (rows 120-199) and on compressor 1's pressure (rows 260-339).
+      // A level shift on pump 0's current (rows 120-199, after the pump model's 100-row baseline warm-up) and on compressor 1's pressure (rows 260-339).
       const pumps = new Assets(['p0', 'p1', 'p2'].map((p) => `${prefix}/pumps/${p}/telemetry`), null, [[{ kind: 'drift', channel: 1, start: 120, length: 80 }]], 41);
       const compressors = new Assets(
         ['c0', 'c1'].map((c) => `${prefix}/compressors/${c}/telemetry`),
@@ -118,8 +122,9 @@ describe('routes: two models on one node', () => {
         }
         await Promise.all([pumps.step(), compressors.step()]);
       }
-      const pumpWindows = pumps.windows(PUMP_WINDOW);
-      const compressorWindows = compressors.windows(COMPRESSOR_WINDOW);
+      expect(pumpA.manifest.baseline?.warmupRows).toBeLessThan(120);
+      const pumpWindows = pumps.windows(pumpA.manifest);
+      const compressorWindows = compressors.windows(compressor.manifest);
       await daemon.waitForMetric('sentinel_windows_scored_total', pumpWindows, 20_000, { model: 'pump' });
       await daemon.waitForMetric('sentinel_windows_scored_total', compressorWindows, 20_000, { model: 'compressor' });
       await daemon.waitForMetric('sentinel_model_swaps_total', 1, 20_000, { model: 'pump', result: 'swapped' });

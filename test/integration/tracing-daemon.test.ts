@@ -10,6 +10,7 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { connectClient, startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { startCapturedDaemon } from '../support/captured-daemon.js';
 import { metricValue } from '../support/metrics.js';
+import { DEFAULT_MANIFEST, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 import { OtlpReceiver } from '../support/otlp-receiver.js';
 
 let broker: TestBroker;
@@ -24,9 +25,9 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-/** Publishes a pump's telemetry at QoS 1 with a drift fault on one channel from row 40. */
+/** Publishes a pump's telemetry at QoS 1 with a drift fault on one channel from 40 rows after the default model's baseline warm-up. */
 async function publishFault(client: Awaited<ReturnType<typeof connectClient>>, topic: string, rows: number): Promise<void> {
-  const sim = new PumpSimulator({ seed: 4, startTs: Date.now() - 300_000, faults: [{ kind: 'drift', channel: 1, start: 40, length: 200 }] });
+  const sim = new PumpSimulator({ seed: 4, startTs: Date.now() - 300_000, faults: [{ kind: 'drift', channel: 1, start: DEFAULT_WARMUP_ROWS + 40, length: 80 }] });
   for (let i = 0; i < rows; i++) {
     const r = sim.next();
     const values = Object.fromEntries(sim.channels.map((c, k) => [c, r.values[k]]));
@@ -53,7 +54,7 @@ describe('tracing in the daemon', () => {
       expect(daemon.daemon.stageNames).toContain('tracing');
       await client.subscribeAsync(`${prefix}/alerts/#`, { qos: 1 });
       await waitFor(() => daemon.daemon.readiness().ready, 10_000, 'daemon ready');
-      await publishFault(client, `${prefix}/sensors/p1/telemetry`, 120);
+      await publishFault(client, `${prefix}/sensors/p1/telemetry`, DEFAULT_WARMUP_ROWS + 120);
       await waitFor(() => alerts.some((a) => a.type === 'raised'), 15_000, 'a raised alert on MQTT');
       const raised = alerts.find((a) => a.type === 'raised') as Alert;
 
@@ -111,8 +112,9 @@ describe('tracing in the daemon', () => {
     try {
       expect(daemon.daemon.stageNames).not.toContain('tracing');
       await waitFor(() => daemon.daemon.readiness().ready, 10_000, 'daemon ready');
-      await publishFault(client, `${prefix}/sensors/p1/telemetry`, 60);
-      await daemon.waitForMetric('sentinel_windows_scored_total', 60 - 19, 15_000, { model: 'default' });
+      const rows = DEFAULT_WARMUP_ROWS + 60;
+      await publishFault(client, `${prefix}/sensors/p1/telemetry`, rows);
+      await daemon.waitForMetric('sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows), 15_000, { model: 'default' });
       const text = await daemon.metrics();
       for (const outcome of ['ended', 'exported', 'export_failed']) expect(metricValue(text, 'sentinel_trace_spans_total', { outcome })).toBe(0);
     } finally {

@@ -14,10 +14,10 @@ import { PumpSimulator, type FaultPlan } from '../../src/offline/sim/pump.js';
 import { waitFor } from '../support/broker.js';
 import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape, waitForMetric } from '../support/metrics.js';
-import { DEFAULT_MODEL } from '../support/model.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, DEFAULT_WARMUP_ROWS as WARMUP, scoredWindows } from '../support/model.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 
-const WINDOW = 20;
+const WINDOW = DEFAULT_MANIFEST.window;
 let broker: MosquittoProcess;
 const running: CliProcess[] = [];
 const clients: MqttClient[] = [];
@@ -137,7 +137,8 @@ describe('faults through a real Mosquitto', () => {
     const { cli, port } = await fx.start();
     const publisher = await persistentClient(`pub-${fx.prefix}`);
     const faults: Record<string, FaultPlan[]> = {
-      'pump-0': [{ kind: 'spike', channel: 0, start: 100, length: 12 }],
+      // Faults after each stream's baseline warm-up (the default model's first WARMUP readings are not scored).
+      'pump-0': [{ kind: 'spike', channel: 0, start: WARMUP + 50, length: 12 }],
       'pump-1': [{ kind: 'spike', channel: 2, start: 330, length: 12 }],
       'pump-2': [],
     };
@@ -158,7 +159,7 @@ describe('faults through a real Mosquitto', () => {
       if (row % 25 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await Promise.all(acks);
-    const expectedWindows = sims.length * (rows - WINDOW + 1);
+    const expectedWindows = sims.length * scoredWindows(DEFAULT_MANIFEST, rows);
     await waitForMetric(port, 'sentinel_windows_scored_total', expectedWindows, 30_000);
     await waitFor(() => alerts.length >= 4, 15_000, 'four alerts');
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -188,8 +189,8 @@ describe('faults through a real Mosquitto', () => {
     const alerts = await alertWatcher(fx.prefix);
     const { cli, port } = await fx.start();
     const publisher = await persistentClient(`pub-${fx.prefix}`);
-    const sim = new PumpSimulator({ seed: 5, faults: [{ kind: 'spike', channel: 1, start: 60, length: 10 }] });
-    const rows = 160;
+    const sim = new PumpSimulator({ seed: 5, faults: [{ kind: 'spike', channel: 1, start: WARMUP + 60, length: 10 }] });
+    const rows = WARMUP + 160;
     await Promise.all(Array.from({ length: rows }, () => publisher.publishAsync(`${fx.prefix}/sensors/pump-9/telemetry`, telemetry(sim), { qos: 1 })));
     await waitForMetric(port, 'sentinel_readings_queued_total', rows);
     await broker.stop();
@@ -213,8 +214,8 @@ describe('faults through a real Mosquitto', () => {
     const alerts = await alertWatcher(fx.prefix);
     const first = await fx.start();
     const publisher = await persistentClient(`pub-${fx.prefix}`);
-    const sim = new PumpSimulator({ seed: 6, faults: [{ kind: 'spike', channel: 3, start: 50, length: 10 }] });
-    const rows = 150;
+    const sim = new PumpSimulator({ seed: 6, faults: [{ kind: 'spike', channel: 3, start: WARMUP + 50, length: 10 }] });
+    const rows = WARMUP + 150;
     await Promise.all(Array.from({ length: rows }, () => publisher.publishAsync(`${fx.prefix}/sensors/pump-3/telemetry`, telemetry(sim), { qos: 1 })));
     await waitForMetric(first.port, 'sentinel_readings_queued_total', rows);
     await broker.stop();
@@ -247,9 +248,9 @@ describe('faults through a real Mosquitto', () => {
       const publisher = await mqtt.connectAsync(bare.url, { clientId: `pub-lost-session-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 });
       clients.push(publisher);
       const sim = new PumpSimulator({ seed: 9 });
-      const rows = 40;
+      const rows = WARMUP + 40;
       await Promise.all(Array.from({ length: rows }, () => publisher.publishAsync(`${fx.prefix}/sensors/pump-ls/telemetry`, telemetry(sim), { qos: 1 })));
-      await waitForMetric(port, 'sentinel_windows_scored_total', rows - WINDOW + 1, 15_000);
+      await waitForMetric(port, 'sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows), 15_000);
       expect(await metric(port, 'sentinel_readings_queued_total')).toBe(rows);
     } finally {
       await bare.dispose();
@@ -298,8 +299,9 @@ describe('faults through a real Mosquitto', () => {
     console.log(`FAULT ${JSON.stringify({ test: 'sigterm-under-load', readingsSent: total, acceptedByFirstRun: firstQueued, scoredByFirstRun: stopped.scored, acceptedBySecondRun: secondQueued, lost: total - firstQueued - secondQueued })}`);
     expect(firstQueued).toBeGreaterThan(0);
     expect(secondQueued).toBeGreaterThan(0);
-    // Every reading the first run accepted was scored before it exited (each stream's first 19 fill its window).
-    expect(stopped.scored).toBe(firstQueued - streams * (WINDOW - 1));
+    // Every reading the first run accepted was scored before it exited, but each stream's first
+    // max(window − 1, warm-up) readings (about 150 per stream reach the first run, more than either).
+    expect(stopped.scored).toBe(firstQueued - streams * Math.max(WINDOW - 1, WARMUP));
     expect(firstQueued + secondQueued).toBe(total);
     second.cli.child.kill('SIGTERM');
     expect(await second.cli.exited).toBe(0);

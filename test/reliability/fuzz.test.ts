@@ -7,12 +7,15 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectReasons, type RejectReason } from '../../src/ingest/reading.js';
+import { manifestSchema } from '../../src/model/manifest.js';
 import { startTestBroker, uniquePrefix, waitFor, type TestBroker } from '../support/broker.js';
 import { metricValue } from '../support/metrics.js';
 import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
+import { scoredWindows } from '../support/model.js';
 
-const CHANNELS = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { channels: string[]; window: number }).channels;
-const WINDOW = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number }).window;
+const MANIFEST = manifestSchema.parse(JSON.parse(readFileSync('models/default.json', 'utf8')));
+const CHANNELS = MANIFEST.channels;
+const WINDOW = MANIFEST.window;
 const MAX_PAYLOAD = 4096;
 const MAX_STREAMS = 40;
 // One odd stream id is 1000 characters long: the door's limits sit above it.
@@ -234,7 +237,8 @@ function build(list: Descriptor[], prefix: string, emptyPlusLevel: boolean): Pla
   const parseRejected = new Set<RejectReason>(['topic_too_long', 'bad_stream_id', 'oversized', 'rate_limited', 'malformed', 'invalid_payload', 'non_finite', 'bad_timestamp', 'unknown_channel', 'wrong_channel_count', 'no_subscription']);
   const accepted = messages.filter((m) => m.reason === null || !parseRejected.has(m.reason)).length;
   let expectedWindows = 0;
-  for (const s of streams.values()) expectedWindows += Math.max(0, s.rows - (WINDOW - 1));
+  // The default model keeps a per-stream baseline: a stream's first warmupRows readings are learned, not scored.
+  for (const s of streams.values()) expectedWindows += scoredWindows(MANIFEST, s.rows);
   return { messages, expectedRejected, accepted, expectedWindows, streams: streams.size };
 }
 
@@ -343,7 +347,9 @@ describe('hostile input through the broker', () => {
     try {
       await waitFor(() => d.daemon.readiness().ready, 10_000, 'ready');
       // 8.64e15 ms is the largest time a Date holds; the last row is a fault, so the window alerts.
-      const rows = Array.from({ length: WINDOW + 2 }, (_, i) => ({ ts: 9e15 + i * 1000, values: valuesOf(CHANNELS.map(() => (i > WINDOW ? 1e6 : 1))) }));
+      // Past the baseline's warm-up and a full window, so the rows, were they taken, would be scored.
+      const normal = Math.max(WINDOW, MANIFEST.baseline?.warmupRows ?? 0);
+      const rows = Array.from({ length: normal + 2 }, (_, i) => ({ ts: 9e15 + i * 1000, values: valuesOf(CHANNELS.map(() => (i > normal ? 1e6 : 1))) }));
       for (const r of rows) await publisher.publishAsync(`${prefix}/m/far/telemetry`, JSON.stringify(r), { qos: 1 });
       const text = await d.waitForMetric('sentinel_readings_rejected_total', rows.length, 10_000, { reason: 'bad_timestamp' });
       expect(metricValue(text, 'sentinel_windows_scored_total')).toBe(0);

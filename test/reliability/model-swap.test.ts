@@ -16,7 +16,6 @@ import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
 import { collector, corruptModel, placeModel, settledRssMb, SteadyStream, trainPumpModel, type ModelFiles } from '../support/swap.js';
 
-const WINDOW = 20;
 let broker: MosquittoProcess;
 let publisher: MqttClient;
 let work: string;
@@ -119,7 +118,7 @@ describe('zero-downtime model swap through Mosquitto', () => {
       const swappedAt = await streamThroughSwap(daemon, stream, modelB, () => placeModel(path, modelB), 150, 400, 150);
       const statuses = await readyz.stop();
 
-      const expected = stream.expectedWindows(WINDOW);
+      const expected = stream.expectedWindows(modelA.manifest);
       const text = await expectExactlyScored(daemon, expected);
       expect(swappedAt).toBeGreaterThan(150);
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(4 * stream.rows);
@@ -145,7 +144,7 @@ describe('zero-downtime model swap through Mosquitto', () => {
       const swappedAt = await streamThroughSwap(daemon, stream, modelA, () => placeModel(path, modelA), 100, 300, 100);
       const statuses = await readyz.stop();
 
-      const expected = stream.expectedWindows(WINDOW);
+      const expected = stream.expectedWindows(modelA.manifest);
       const text = await expectExactlyScored(daemon, expected);
       expect(swappedAt).toBeGreaterThan(100);
       expect(metricValue(text, 'sentinel_model_swaps_total', { result: 'swapped' })).toBe(1);
@@ -170,7 +169,7 @@ describe('zero-downtime model swap through Mosquitto', () => {
       const readyz = pollReadyz(daemon);
       const scoreMore = async (rows: number) => {
         for (let i = 0; i < rows; i++) await stream.step();
-        const text = await expectExactlyScored(daemon, stream.expectedWindows(WINDOW));
+        const text = await expectExactlyScored(daemon, stream.expectedWindows(modelA.manifest));
         expect(metricValue(text, 'sentinel_model_info', { version: modelA.manifest.version })).toBe(1);
       };
       await scoreMore(60);
@@ -204,7 +203,7 @@ describe('zero-downtime model swap through Mosquitto', () => {
       appendFileSync(path, modelB.onnx.subarray(half));
       await daemon.waitForMetric('sentinel_model_swaps_total', 1, 10_000, { result: 'swapped' });
       for (let i = 0; i < 40; i++) await stream.step();
-      text = await expectExactlyScored(daemon, stream.expectedWindows(WINDOW));
+      text = await expectExactlyScored(daemon, stream.expectedWindows(modelA.manifest));
       const statuses = await readyz.stop();
       expect(metricValue(text, 'sentinel_model_info', { version: modelB.manifest.version })).toBe(1);
       expect(refused(text)).toBe(3);

@@ -17,9 +17,10 @@ import { startCli, type CliProcess } from '../support/cli.js';
 import { metricValue, scrape } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { dutyCycle, freePort } from '../support/proc.js';
+import { DEFAULT_MANIFEST, DEFAULT_MODEL, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 import { median, processRssMb } from '../support/swap.js';
 
-const WINDOW = 20;
+const WINDOW = DEFAULT_MANIFEST.window;
 const STREAMS = 16;
 const PUBLISHERS = 2;
 /** Share of every 100 ms the daemon may run while throttled. */
@@ -85,7 +86,7 @@ async function startDaemon(
     ingest: { maxReadingsPerSecondPerStream: 0 },
     queue,
     batch,
-    model: { path: 'models/default.onnx', watch: false, warmupRuns: 1 },
+    model: { path: DEFAULT_MODEL, watch: false, warmupRuns: 1 },
     outbox: { path: join(work, `${name}-outbox.jsonl`) },
     alert: { prefix: `${prefix}-alerts`, statusPrefix: `${prefix}-status` },
     http: { host: '127.0.0.1', port },
@@ -190,9 +191,9 @@ class LoadPublisher {
     await Promise.all(this.clients.map((c) => c.endAsync()));
   }
 
-  /** Windows every stream completes: rows − window + 1 each (json-values: one row per message). */
+  /** Windows every stream completes (json-values: one row per message), none during the default model's baseline warm-up. */
   expectedWindows(): number {
-    return this.rows.reduce((sum, n) => sum + Math.max(0, n - WINDOW + 1), 0);
+    return this.rows.reduce((sum, n) => sum + scoredWindows(DEFAULT_MANIFEST, n), 0);
   }
 }
 
@@ -384,8 +385,9 @@ describe('overload through Mosquitto (daemon throttled to a known capacity)', ()
         const got = received(settled);
         const dropped = metricValue(settled, 'sentinel_readings_dropped_total');
         const queued = metricValue(settled, 'sentinel_readings_queued_total');
-        // Each drop loses one reading whatever the policy; every stream's surviving rows form windows.
-        const expected = got - dropped - STREAMS * (WINDOW - 1);
+        // Each drop loses one reading whatever the policy; every stream's surviving rows form windows,
+        // but its first max(window − 1, warm-up) (each stream gets thousands of rows).
+        const expected = got - dropped - STREAMS * Math.max(WINDOW - 1, DEFAULT_WARMUP_ROWS);
         const text = await untilScored(daemon, expected);
         const figures = {
           test: `overload/qos0-${dropPolicy}`,

@@ -18,9 +18,9 @@ import { uniquePrefix, waitFor } from '../support/broker.js';
 import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
 import { metricValue } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
+import { scoredWindows } from '../support/model.js';
 import { placeModel, trainPumpModel, type ModelFiles } from '../support/swap.js';
 
-const WINDOW = 20;
 let broker: MosquittoProcess;
 let publisher: MqttClient;
 let work: string;
@@ -62,8 +62,9 @@ class FaultyStreams {
     );
     this.rows++;
   }
+  /** Every full window of every stream after its baseline's warm-up, once (both models keep the same rule). */
   expectedWindows(): number {
-    return this.topics.length * Math.max(0, this.rows - WINDOW + 1);
+    return this.topics.length * scoredWindows(modelA.manifest, this.rows);
   }
 }
 
@@ -106,8 +107,10 @@ describe('shadow models through Mosquitto', () => {
     const { daemon, topics, alerts, done } = await shadowDaemon('shadow-compare', path);
     try {
       await waitFor(async () => (await shadowVersion(daemon)) === modelB.manifest.version, 10_000, 'candidate in shadow');
-      const stream = new FaultyStreams(topics, { start: 120, length: 80 });
-      for (let i = 0; i < 320; i++) await stream.step();
+      // The fault comes after each stream's baseline warm-up (its first warmupRows readings are not scored).
+      const warmup = modelA.manifest.baseline?.warmupRows ?? 0;
+      const stream = new FaultyStreams(topics, { start: warmup + 120, length: 80 });
+      for (let i = 0; i < warmup + 320; i++) await stream.step();
       const text = await settle(daemon, stream.expectedWindows());
       const windows = metricValue(text, 'sentinel_windows_scored_total');
       expect(windows).toBe(stream.expectedWindows());

@@ -12,6 +12,7 @@ import { metricValue } from '../support/metrics.js';
 import { startMosquitto, type MosquittoProcess } from '../support/mosquitto.js';
 import { makePki, type TestPki } from '../support/certs.js';
 import { startCapturedDaemon, type CapturedDaemon } from '../support/captured-daemon.js';
+import { DEFAULT_MANIFEST, DEFAULT_WARMUP_ROWS, scoredWindows } from '../support/model.js';
 
 const PASSWORD = `pw-${Math.random().toString(36).slice(2)}-S3cr3t`;
 const WRONG_PASSWORD = `wrong-${Math.random().toString(36).slice(2)}`;
@@ -82,9 +83,9 @@ describe('mutual TLS to Mosquitto', () => {
         reconnectPeriod: 0,
       });
       const sim = new PumpSimulator({ seed: 7 });
-      const rows = 30;
+      const rows = DEFAULT_WARMUP_ROWS + 30;
       for (let i = 0; i < rows; i++) await publisher.publishAsync('tls/pump-1/telemetry', telemetry(sim), { qos: 1 });
-      const text = await d.waitForMetric('sentinel_windows_scored_total', rows - 19);
+      const text = await d.waitForMetric('sentinel_windows_scored_total', scoredWindows(DEFAULT_MANIFEST, rows));
       expect(metricValue(text, 'sentinel_readings_queued_total')).toBe(rows);
       expect(metricValue(text, 'sentinel_messages_received_total')).toBe(rows);
       expect(metricValue(text, 'sentinel_readings_rejected_total')).toBe(0);

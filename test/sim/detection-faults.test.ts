@@ -1,21 +1,20 @@
 /**
  * Each fault kind the simulator injects, on every channel in turn, detected through the daemon's stages
- * by the default model's data trained in the baseline-tests family: detection rate, delay, and which test
- * the alert names.
+ * by the default model (baseline-tests): detection rate, delay, and which test the alert names.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScorer, type Scorer } from '../../src/model/scorer.js';
 import { faultKindReport } from '../../src/offline/evaluate/faults.js';
 import { replayScorerOptions } from '../../src/offline/evaluate/replay.js';
-import { buildBaselineTestsModel } from '../../src/offline/train/default-model.js';
+import { buildDefaultModel } from '../../src/offline/train/default-model.js';
 
 const RUNS = 20;
 const base = { runs: RUNS, rows: 700, start: 400, seed: 900 };
 
-describe('fault kinds on generated pump data (baseline-tests model)', () => {
+describe('fault kinds on generated pump data (the default model)', () => {
   let scorer: Scorer;
   beforeAll(async () => {
-    const trained = buildBaselineTestsModel();
+    const trained = buildDefaultModel();
     scorer = await createScorer(trained.onnx, trained.manifest, 'default', replayScorerOptions);
   });
   afterAll(async () => scorer.release());

@@ -1,9 +1,14 @@
 /** A fake scorer for the API tests: score = sum of the window's values, contributions = each channel's sum; records each run. */
 import { readFileSync } from 'node:fs';
-import { manifestSchema, type Manifest } from '../../src/model/manifest.js';
+import { manifestPathFor, manifestSchema, type Manifest } from '../../src/model/manifest.js';
 import type { ScoreOutput, Scorer } from '../../src/model/scorer.js';
+import { windowPcaModel } from './model.js';
 
-export const defaultManifest: Manifest = manifestSchema.parse(JSON.parse(readFileSync(new URL('../../models/default.json', import.meta.url), 'utf8')));
+/**
+ * The manifest the API tests serve: the default model's data, channels and window without a per-stream
+ * baseline (window-pca-t2q), so that raw readings are scored; a baseline model refuses them (api-server.test.ts).
+ */
+export const defaultManifest: Manifest = manifestSchema.parse(JSON.parse(readFileSync(manifestPathFor(windowPcaModel()), 'utf8')));
 
 export class FakeScorer implements Scorer {
   readonly provider = 'cpu' as const;

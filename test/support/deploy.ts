@@ -11,6 +11,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/observe/log.js';
 import { connectClient, waitFor } from './broker.js';
+import { DEFAULT_WARMUP_ROWS } from './model.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -200,8 +201,10 @@ export async function scrapeLiveDaemon(): Promise<LiveMetrics> {
     const url = `http://127.0.0.1:${daemon.httpPort}`;
     await waitFor(() => daemon.readiness().ready, 10_000, 'the daemon to be ready');
     client = await connectClient({ url: daemon.brokerUrl, protocolVersion: 4, stop: async () => {} }, `deploy-test-${process.pid}`);
-    const start = Date.now() - 60_000;
-    for (let i = 0; i < 30; i++) await client.publishAsync('sensors/pump-1/telemetry', telemetry(start + i * 1000, i), { qos: 1 });
+    // Past the default model's per-stream baseline warm-up, so that windows are scored.
+    const rows = DEFAULT_WARMUP_ROWS + 30;
+    const start = Date.now() - rows * 1000;
+    for (let i = 0; i < rows; i++) await client.publishAsync('sensors/pump-1/telemetry', telemetry(start + i * 1000, i), { qos: 1 });
     await client.publishAsync('sensors/pump-1/telemetry', '{"ts": "not a number"', { qos: 1 });
     let text = '';
     const deadline = Date.now() + 10_000;

@@ -8,8 +8,10 @@ import { parseTable } from '../../src/offline/data/table.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { simulateCsv } from '../../src/offline/sim/record.js';
+import type { Family } from '../../src/offline/train/detector.js';
 import { trainModel } from '../../src/offline/train/trainer.js';
 import { writeModelFiles } from '../../src/offline/train/write-model.js';
+import { scoredWindows } from './model.js';
 import { sleep } from './proc.js';
 
 export interface ModelFiles {
@@ -18,10 +20,17 @@ export interface ModelFiles {
 }
 
 /** A pump model (5 channels, window 20 unless told) fitted on simulator data of `seed`: another seed, another version. */
-export function trainPumpModel(seed: number, opts: { window?: number; channels?: string[]; name?: string } = {}): ModelFiles {
+export function trainPumpModel(seed: number, opts: { window?: number; channels?: string[]; name?: string; family?: Family } = {}): ModelFiles {
   const source = `simulator seed=${seed}`;
   const table = parseTable(Buffer.from(simulateCsv({ seed, rows: 1500 }), 'utf8'), source);
-  const trained = trainModel(table, { window: opts.window ?? 20, channels: opts.channels, name: opts.name ?? 'pump', source, createdAt: '2026-01-01T00:00:00.000Z' });
+  const trained = trainModel(table, {
+    window: opts.window ?? 20,
+    channels: opts.channels,
+    name: opts.name ?? 'pump',
+    source,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...(opts.family === undefined ? {} : { detector: { family: opts.family } }),
+  });
   return { onnx: trained.onnx, manifest: trained.manifest };
 }
 
@@ -63,9 +72,9 @@ export class SteadyStream {
     this.rows++;
   }
 
-  /** Windows the daemon must have scored so far: every full window of every stream, once. */
-  expectedWindows(window: number): number {
-    return this.topics.length * Math.max(0, this.rows - window + 1);
+  /** Windows the daemon must have scored so far with this model: every full window of every stream after its baseline's warm-up, once. */
+  expectedWindows(manifest: Pick<Manifest, 'window' | 'baseline'>): number {
+    return this.topics.length * scoredWindows(manifest, this.rows);
   }
 }
 

@@ -18,7 +18,7 @@ function workdir(): string {
 }
 
 describe('sentinel train', () => {
-  it('writes the model and a valid manifest beside it, and prints a summary', async () => {
+  it('writes a baseline-tests model (the default family) and a valid manifest beside it, and prints a summary', async () => {
     const dir = workdir();
     const input = join(dir, 'normal.csv');
     writeFileSync(input, simulateCsv({ seed: 8, rows: 600 }));
@@ -26,31 +26,38 @@ describe('sentinel train', () => {
     const code = await runTrainCommand(['--input', input, '--out', join(dir, 'models', 'pump.onnx'), '--window', '10', '--cooldown', '90'], io);
     expect(code).toBe(0);
     expect(err.some((l) => /100% done/.test(l))).toBe(true);
-    expect(out.join('\n')).toMatch(/trained window-pca-t2q .* on 600 rows \(450 fit, 150 held out\)/);
+    // 600 rows − the 100-row warm-up = 500 windows, 75 % of them fit.
+    expect(out.join('\n')).toMatch(/trained baseline-tests .* on 600 rows \(a 100-row baseline warm-up, then 375 windows fit, 125 held out\)/);
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(dir, 'models', 'pump.json'), 'utf8')));
     expect(manifest.name).toBe('pump');
+    expect(manifest.family).toBe('baseline-tests');
+    expect(manifest.baseline?.warmupRows).toBe(100);
+    expect(manifest.outputs.tests?.names).toEqual(['level', 'spike', 'noise', 'stuck']);
     expect(manifest.window).toBe(10);
     expect(manifest.policy.cooldownMs).toBe(90_000);
     expect(manifest.training.source).toBe('normal.csv');
     const session = await ort.InferenceSession.create(join(dir, 'models', 'pump.onnx'));
-    expect(session.outputNames).toEqual(['score', 'contributions']);
+    expect(session.outputNames).toEqual(['score', 'contributions', 'tests', 'test_channels']);
     expect(readdirSync(join(dir, 'models')).sort()).toEqual(['pump.json', 'pump.onnx']);
   });
 
-  it('--family baseline-tests writes a model with a per-stream baseline and a test per fault kind; an unknown family is exit 2', async () => {
+  it('--family window-pca-t2q writes the previous default family (no baseline, the preset cooldown 0); an unknown family is exit 2', async () => {
     const dir = workdir();
     const input = join(dir, 'normal.csv');
     writeFileSync(input, simulateCsv({ seed: 8, rows: 600 }));
     const { io, out } = capture();
-    expect(await runTrainCommand(['--input', input, '--out', join(dir, 'pump.onnx'), '--family', 'baseline-tests'], io)).toBe(0);
-    expect(out.join('\n')).toMatch(/trained baseline-tests /);
+    expect(await runTrainCommand(['--input', input, '--out', join(dir, 'pump.onnx'), '--family', 'window-pca-t2q'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/trained window-pca-t2q .* on 600 rows \(450 fit, 150 held out\)/);
     const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(dir, 'pump.json'), 'utf8')));
-    expect(manifest.family).toBe('baseline-tests');
-    expect(manifest.baseline?.warmupRows).toBe(100);
-    expect(manifest.outputs.tests?.names).toEqual(['level', 'spike', 'noise', 'stuck']);
+    expect(manifest.family).toBe('window-pca-t2q');
+    expect(manifest.baseline).toBeUndefined();
+    expect(manifest.outputs.tests).toBeUndefined();
+    expect(manifest.policy.cooldownMs).toBe(0);
+    const session = await ort.InferenceSession.create(join(dir, 'pump.onnx'));
+    expect(session.outputNames).toEqual(['score', 'contributions']);
     const bad = capture();
     expect(await runTrainCommand(['--input', input, '--out', join(dir, 'x.onnx'), '--family', 'pca'], bad.io)).toBe(2);
-    expect(bad.err.join('\n')).toContain('--family pca must be one of window-pca-t2q, baseline-tests');
+    expect(bad.err.join('\n')).toContain('--family pca must be one of baseline-tests, window-pca-t2q');
   });
 
   it.each([

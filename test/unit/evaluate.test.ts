@@ -207,6 +207,17 @@ describe('evaluate', () => {
     expect(html.match(/<figure /g)).toHaveLength(2);
     expect(html.match(/<rect class="train"/g)).toHaveLength(2);
     expect(await runSkabCommand([dir, '--loo', '--report', 'x.html'], io)).toBe(2);
+
+    // Each file trains the default family unless --family names the other one; an unknown family is exit 2.
+    expect(out.join('\n')).toContain('each file trains a baseline-tests model on its first 400 rows');
+    const pca: string[] = [];
+    expect(await runSkabCommand([dir, '--family', 'window-pca-t2q'], { out: (l: string) => pca.push(l), err: () => {} })).toBe(0);
+    expect(pca.join('\n')).toContain('each file trains a window-pca-t2q model on its first 400 rows');
+    const pcaResults = await evaluateSkab(dir, 'anomaly', 'window-pca-t2q');
+    expect(pca.join('\n')).toContain(formatFileTable(pcaResults.files, pcaResults.total));
+    const bad: string[] = [];
+    expect(await runSkabCommand([dir, '--family', 'pca'], { out: () => {}, err: (l: string) => bad.push(l) })).toBe(2);
+    expect(bad.join('\n')).toContain('--family pca must be one of baseline-tests, window-pca-t2q');
   });
 });
 

@@ -138,7 +138,7 @@ const isTests = (d: Pick<FitOptions, 'family'>): boolean => d.family === 'baseli
 
 const levelOnly = (d: DetectorOptions): boolean => !Number.isFinite(d.spikeMultiplier) && !Number.isFinite(d.noiseMultiplier) && !Number.isFinite(d.stuckMultiplier);
 
-/** The rule `sentinel train --family baseline-tests` ships the in-sample choice of (detector.ts). */
+/** The rule whose in-sample choice is the default preset, BASELINE_TESTS_DETECTOR (detector.ts). */
 export const SHIPPED_TESTS_RULE: ChoiceRule = 'segments-and-file';
 
 export const LOO_VARIANTS: LooVariant[] = [

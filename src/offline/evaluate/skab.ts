@@ -6,6 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readTable, type Table } from '../data/table.js';
 import { createScorer } from '../../model/scorer.js';
+import { DEFAULT_DETECTOR, type Family } from '../train/detector.js';
 import { trainModel } from '../train/trainer.js';
 import { evaluateTable, pooledFigures, replayScorerOptions, type FileFigures, type PooledFigures, type TableEvaluation } from './replay.js';
 
@@ -42,10 +43,11 @@ export interface SkabFileResult extends FileFigures {
   trainMs: number;
 }
 
-/** Per file its figures (rows after the training rows) and what the report draws; the total pools the counts. */
+/** Per file its figures (rows after the training rows) and what the report draws; the total pools the counts. `family`: what each file trains. */
 export async function evaluateSkab(
   folder: string,
   label = 'anomaly',
+  family: Family = DEFAULT_DETECTOR.family,
 ): Promise<{ files: SkabFileResult[]; total: PooledFigures; evaluations: TableEvaluation[] }> {
   const files: SkabFileResult[] = [];
   const evaluations: TableEvaluation[] = [];
@@ -54,7 +56,7 @@ export async function evaluateSkab(
     if (!table.labels[label]) continue; // e.g. anomaly-free recordings: nothing to score
     if (table.rows <= SKAB_TRAIN_ROWS) throw new Error(`${file}: ${table.rows} rows, needs more than ${SKAB_TRAIN_ROWS}`);
     const started = performance.now();
-    const trained = trainModel(headOf(table, SKAB_TRAIN_ROWS), { source: file, name: 'skab' });
+    const trained = trainModel(headOf(table, SKAB_TRAIN_ROWS), { source: file, name: 'skab', detector: { family } });
     const trainMs = performance.now() - started;
     const scorer = await createScorer(trained.onnx, trained.manifest, file, replayScorerOptions);
     try {

@@ -8,8 +8,6 @@ import { TEST_NAMES, fitTests, scoreTestWindows, withThresholds, type BaselineTe
 import { CONTRIBUTIONS_NAME, INPUT_NAME, SCORE_NAME, TESTS_NAME, TEST_CHANNELS_NAME, exportOnnx, exportTestsOnnx } from './onnx-export.js';
 import { FitError, fitWindowPca, scoreRows, scoreWindows, type WindowPcaModel } from './window-pca.js';
 
-/** The family `sentinel train` fits by default (DEFAULT_DETECTOR.family). */
-export const MODEL_FAMILY = DEFAULT_DETECTOR.family;
 export const DEFAULT_WINDOW = DEFAULT_DETECTOR.window;
 /** Share of the rows the model is fitted on; the later rest is held out to calibrate thresholds. */
 export const FIT_SHARE = 0.75;
@@ -76,7 +74,7 @@ function trainWindowPca(table: Table, options: TrainOptions): TrainedModel {
   const name = options.name ?? 'model';
   const onnx = exportOnnx(model, {
     channels,
-    description: `Sentinel ${MODEL_FAMILY} model "${name}": window ${window}, channels ${channels.join(', ')}`,
+    description: `Sentinel window-pca-t2q model "${name}": window ${window}, channels ${channels.join(', ')}`,
   });
   const manifest = manifestSchema.parse({
     ...manifestCommon({ onnx, name, family: 'window-pca-t2q', channels, window, table, options, stats: channelStats(fitted.columns, fitRows) }),
