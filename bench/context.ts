@@ -3,13 +3,14 @@
  * single-channel model (each made once, lazily).
  */
 import { join } from 'node:path';
+import { unscoredRows } from '../src/model/manifest.js';
 import { SINE_WINDOW, trainSineModel } from './lib/models.js';
 import { externalBroker, startMosquitto, type BrokerProcess } from './lib/mosquitto.js';
 import type { BenchSettings } from './settings.js';
 
 export class BenchContext {
   private broker: Promise<BrokerProcess> | null = null;
-  private sine: string | null = null;
+  private sine: { path: string; unscored: number } | null = null;
 
   constructor(
     readonly settings: BenchSettings,
@@ -24,13 +25,12 @@ export class BenchContext {
   }
 
   /** The single-channel window-32 model (lib/models.ts) for json-value streams, trained on first use; its path. */
-  sineModel(): { path: string; window: number } {
+  sineModel(): { path: string; window: number; unscored: number } {
     if (this.sine === null) {
       const path = join(this.dir, 'bench-sine.onnx');
-      trainSineModel(path, 'bench-sine', 32);
-      this.sine = path;
+      this.sine = { path, unscored: unscoredRows(trainSineModel(path, 'bench-sine', 32)) };
     }
-    return { path: this.sine, window: SINE_WINDOW };
+    return { path: this.sine.path, window: SINE_WINDOW, unscored: this.sine.unscored };
   }
 
   async close(): Promise<void> {

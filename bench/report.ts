@@ -120,6 +120,14 @@ export function targetChecks(r: BenchResults): TargetCheck[] {
   if (r.model) {
     const d = r.model.defaultModel.find((f) => f.batch === 1024);
     if (d) out.push({ target: '≥ 500k windows/s, default model, 1 thread, batch 1024', measured: `${int(d.perSecond)} windows/s`, met: d.perSecond >= 500_000 });
+    const p = r.model.previousDefault?.find((f) => f.batch === 1024);
+    if (d && p) {
+      out.push({
+        target: 'model cost per window ≤ 2× the previous default family (window-pca-t2q, same data), batch 1024',
+        measured: `${fixed(p.perSecond / d.perSecond)}× (${fixed(1e6 / d.perSecond, 3)} vs ${fixed(1e6 / p.perSecond, 3)} µs/window)`,
+        met: p.perSecond / d.perSecond <= 2,
+      });
+    }
     const t = r.model.training;
     out.push({ target: 'training 400 × 8 < 5 s', measured: `median ${fixed(t.medianMs, 1)} ms, max ${fixed(t.maxMs, 1)} ms`, met: t.maxMs < 5000 });
   }
@@ -296,7 +304,7 @@ export function markdown(r: BenchResults): string {
     );
   }
   if (r.model) {
-    const figures = [...r.model.defaultModel, r.model.pcaReference, r.model.jsReference];
+    const figures = [...r.model.defaultModel, ...(r.model.previousDefault ?? []), r.model.pcaReference, r.model.jsReference];
     parts.push(
       '',
       '## Model speed (one thread) and training time',

@@ -35,3 +35,4 @@ export function copyModel(from: string, to: string): void {
   copyFileSync(from, to);
   copyFileSync(manifestPathFor(from), manifestPathFor(to));
 }
+

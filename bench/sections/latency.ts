@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { BenchContext } from '../context.js';
+import { unscoredRows } from '../../src/model/manifest.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { startPublisher } from '../lib/measure.js';
 import { histogramBetween, percentile, type HistogramSummary } from '../lib/prometheus.js';
@@ -34,10 +35,10 @@ export async function runLatency(ctx: BenchContext, sustainedRate: number | null
   const rate = settings.latencyRate > 0 ? settings.latencyRate : Math.round((sustainedRate ?? 10_000) / 2);
   const rateSource =
     settings.latencyRate > 0 ? 'BENCH_LATENCY_RATE' : sustainedRate !== null ? 'half the daemon QoS 1 rate measured above' : 'default (throughput not run)';
-  const window = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number }).window;
+  const unscored = unscoredRows(JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number; baseline?: { warmupRows: number } });
   const durationMs = settings.latencySeconds * 1000;
-  // Faults start once every stream's window is full (plus margin), and the histogram starts with them.
-  const warmupMs = Math.max(2000, Math.ceil((1.5 * window * settings.streams * 1000) / rate));
+  // Faults start once every stream is scored (its window full and its baseline learned, plus margin), and the histogram starts with them.
+  const warmupMs = Math.max(2000, Math.ceil((1.5 * (unscored + 1) * settings.streams * 1000) / rate));
   if (warmupMs >= durationMs) throw new Error(`BENCH_LATENCY_SECONDS too short: windows fill only after ${warmupMs} ms at ${rate} msg/s`);
   const everyMs = Math.max(10, Math.floor((durationMs - warmupMs) / Math.min(settings.streams, 400)));
   const name = 'latency';

@@ -12,7 +12,6 @@ import { PumpSimulator } from '../../src/offline/sim/pump.js';
 import { buildDefaultModel } from '../../src/offline/train/default-model.js';
 import { ATTRIBUTE_INT, ONNX_IR_VERSION, ONNX_OPSET, TENSOR_FLOAT, TENSOR_INT64, onnxModelType } from '../../src/offline/train/onnx-proto.js';
 import { trainModel } from '../../src/offline/train/trainer.js';
-import { scoreWindows } from '../../src/offline/train/window-pca.js';
 import type { BenchContext } from '../context.js';
 import { cpuSeconds } from '../../test/support/proc.js';
 import { median } from '../report.js';
@@ -30,6 +29,8 @@ export interface SpeedFigure {
 
 export interface ModelResults {
   defaultModel: SpeedFigure[];
+  /** The previous default family (window-pca-t2q) on the same data and window, at the same batches: the cost baseline. */
+  previousDefault?: SpeedFigure[];
   pcaReference: SpeedFigure;
   jsReference: SpeedFigure;
   training: { rows: number; channels: number; window: number; runs: number; medianMs: number; maxMs: number };
@@ -58,6 +59,19 @@ export async function runModel(ctx: BenchContext): Promise<ModelResults> {
   }
   await session.release();
 
+  // The previous default family, trained on the default model's data: what the new family's cost is measured against.
+  const previous = buildDefaultModel({ family: 'window-pca-t2q' });
+  const previousSession = await ort.InferenceSession.create(previous.onnx, sessionOptions);
+  const previousDefault: SpeedFigure[] = [];
+  for (const batch of [1024, 256]) {
+    const input = pumpWindows(batch, manifest.window);
+    const feeds = { [previous.manifest.input.name]: new ort.Tensor('float32', input, [batch, manifest.window, manifest.channels.length]) };
+    const figure = await timeRuns(`previous default family (window-pca-t2q, same data), onnxruntime-node`, batch, seconds, () => previousSession.run(feeds));
+    previousDefault.push(figure);
+    ctx.log(`  ${figure.what} batch ${batch}: ${Math.round(figure.perSecond).toLocaleString('en-US')} windows/s`);
+  }
+  await previousSession.release();
+
   const refSession = await ort.InferenceSession.create(pcaReferenceGraph(256, 8), sessionOptions);
   const refInput = new Float32Array(1024 * 256).map((_, i) => Math.sin(i));
   const refFeeds = { x: new ort.Tensor('float32', refInput, [1024, 256]) };
@@ -67,12 +81,12 @@ export async function runModel(ctx: BenchContext): Promise<ModelResults> {
 
   const trained = buildDefaultModel();
   const jsInput = pumpWindows(1024, trained.model.window);
-  const jsReference = await timeRuns('default model family, trainer float64 JS scoring', 1024, seconds, async () => scoreWindows(trained.model, jsInput, 1024));
+  const jsReference = await timeRuns('default model family, trainer float64 JS scoring', 1024, seconds, async () => trained.scoreWindows(jsInput, 1024));
   ctx.log(`  ${jsReference.what}: ${Math.round(jsReference.perSecond).toLocaleString('en-US')} windows/s`);
 
   const training = timeTraining(ctx.settings.quick ? 3 : 7);
   ctx.log(`  training 400 × 8 (window 20): median ${training.medianMs.toFixed(1)} ms, max ${training.maxMs.toFixed(1)} ms over ${training.runs} runs`);
-  return { defaultModel, pcaReference, jsReference, training };
+  return { defaultModel, previousDefault, pcaReference, jsReference, training };
 }
 
 async function timeRuns(what: string, batch: number, seconds: number, run: () => Promise<unknown>): Promise<SpeedFigure> {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { BenchContext } from '../context.js';
+import { unscoredRows } from '../../src/model/manifest.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, measure } from '../lib/measure.js';
 import { dutyCycle } from '../../test/support/proc.js';
@@ -45,7 +46,7 @@ export async function runOverload(ctx: BenchContext, sustainedRate: number | nul
   const external = broker === 'mosquitto' ? await ctx.mosquitto() : null;
   const protocolVersion: 4 | 5 = external ? 5 : 4;
   const targetRate = Math.round(2 * (sustainedRate ?? 20_000));
-  const window = (JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number }).window;
+  const unscored = unscoredRows(JSON.parse(readFileSync('models/default.json', 'utf8')) as { window: number; baseline?: { warmupRows: number } });
   const name = 'overload';
   const daemon = await DaemonProcess.start({
     dir: ctx.dir,
@@ -83,7 +84,7 @@ export async function runOverload(ctx: BenchContext, sustainedRate: number | nul
     const delta = (metric: string): number => after.sum(metric) - before.sum(metric);
     const pushSeconds = run.publisher.elapsedMs / 1000;
     const queued = delta('sentinel_readings_queued_total');
-    const windowsExpected = run.publishers.reduce((sum, p) => sum + expectedWindows(p.published, settings.streams, window), 0);
+    const windowsExpected = run.publishers.reduce((sum, p) => sum + expectedWindows(p.published, settings.streams, unscored), 0);
     exitCode = await daemon.stop();
     const out: OverloadResults = {
       broker,
@@ -118,9 +119,9 @@ export async function runOverload(ctx: BenchContext, sustainedRate: number | nul
   }
 }
 
-/** Windows a round-robin publish of `messages` over `streams` completes: each stream's readings minus (window − 1). */
-function expectedWindows(messages: number, streams: number, window: number): number {
+/** Windows a round-robin publish of `messages` over `streams` completes: each stream's readings minus those that complete none. */
+function expectedWindows(messages: number, streams: number, unscored: number): number {
   const perStream = Math.floor(messages / streams);
   const extra = messages % streams;
-  return streams * Math.max(0, perStream - window + 1) + (perStream + 1 >= window ? extra : 0);
+  return streams * Math.max(0, perStream - unscored) + (perStream + 1 > unscored ? extra : 0);
 }

@@ -120,7 +120,7 @@ export async function runRoutes(ctx: BenchContext): Promise<RoutesResults> {
       // Each repeat starts with another setup, so none is always measured first.
       for (let k = 0; k < daemons.length; k++) {
         const { setup, name, daemon } = daemons[(repeat + k) % daemons.length] as SetupDaemon;
-        const run = await measureSetup(ctx, setup, name, daemon, repeat, external?.pid ?? null, protocolVersion, sine.window);
+        const run = await measureSetup(ctx, setup, name, daemon, repeat, external?.pid ?? null, protocolVersion, sine.unscored);
         log(
           `  ${setup}: ${Math.round(run.measurement.rate)} msg/s, ${run.cpuPer100kReceived.toFixed(2)} CPU s/100k, received ${run.messagesReceived}/${run.measurement.acked}, ` +
             `scored ${run.windowsScored} (${Object.entries(run.windowsByModel).map(([m, n]) => `${m} ${n}`).join(', ')}; shadow ${run.shadowWindowsScored}), mean batch ${run.meanBatch.toFixed(1)}`,
@@ -220,7 +220,8 @@ async function measureSetup(
   repeat: number,
   brokerPid: number | null,
   protocolVersion: 4 | 5,
-  window: number,
+  /** Rows per stream that complete no window (filling, or the baseline's warm-up): sent before the measured messages. */
+  unscored: number,
 ): Promise<RoutesRun> {
   const { settings } = ctx;
   // The same two publishers (half the streams and messages each, one per topic family) for every setup.
@@ -242,7 +243,7 @@ async function measureSetup(
     };
   });
   const dc = daemonConsumer(daemon);
-  const measured = await fillWindows(dc, jobs, settings.fillWindows ? window - 1 : 0);
+  const measured = await fillWindows(dc, jobs, settings.fillWindows ? unscored : 0);
   const before = await daemon.metrics();
   const run = await measure(dc, brokerPid, measured);
   const after = await daemon.metrics();

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { BenchFormat, BrokerKind } from '../settings.js';
 import type { BenchContext } from '../context.js';
+import { unscoredRows } from '../../src/model/manifest.js';
 import { DaemonProcess, awaitSubscribed } from '../lib/daemon.js';
 import { daemonConsumer, fillWindows, measure, startBaseline, type RunMeasurement } from '../lib/measure.js';
 import { median } from '../report.js';
@@ -85,13 +86,14 @@ export interface ThroughputResults {
  * the channel being the model's only one, scored by the single-channel window-32 model.
  */
 export function formatSetup(ctx: BenchContext, format: BenchFormat): FormatSetup {
-  const fill = (window: number): number => (ctx.settings.fillWindows ? window - 1 : 0);
+  // Every stream first gets the rows that complete no window (the window filling, or its baseline's warm-up).
+  const fill = (unscored: number): number => (ctx.settings.fillWindows ? unscored : 0);
   if (format === 'json-values') {
-    const manifest = JSON.parse(readFileSync('models/default.json', 'utf8')) as { name: string; window: number; channels: string[] };
-    return { format, topicSuffix: 'telemetry', modelPath: null, model: manifest.name, window: manifest.window, channels: manifest.channels.length, fillRounds: fill(manifest.window) };
+    const manifest = JSON.parse(readFileSync('models/default.json', 'utf8')) as { name: string; window: number; channels: string[]; baseline?: { warmupRows: number } };
+    return { format, topicSuffix: 'telemetry', modelPath: null, model: manifest.name, window: manifest.window, channels: manifest.channels.length, fillRounds: fill(unscoredRows(manifest)) };
   }
   const sine = ctx.sineModel();
-  return { format, topicSuffix: 'value', modelPath: sine.path, model: 'bench-sine', window: sine.window, channels: 1, fillRounds: fill(sine.window) };
+  return { format, topicSuffix: 'value', modelPath: sine.path, model: 'bench-sine', window: sine.window, channels: 1, fillRounds: fill(sine.unscored) };
 }
 
 export async function runThroughput(ctx: BenchContext): Promise<ThroughputResults> {

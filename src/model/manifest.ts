@@ -172,3 +172,11 @@ export function parseManifest(text: string): { ok: true; manifest: Manifest } | 
   if (parsed.success) return { ok: true, manifest: parsed.data };
   return { ok: false, problems: parsed.error.issues.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message })) };
 }
+
+/**
+ * Readings of a stream that complete no scored window: the window filling (window − 1), or a
+ * per-stream baseline's warm-up when that is longer (a stream is not scored while it learns it).
+ */
+export function unscoredRows(manifest: { window: number; baseline?: { warmupRows: number } | undefined }): number {
+  return Math.max(manifest.window - 1, manifest.baseline?.warmupRows ?? 0);
+}

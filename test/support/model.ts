@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { manifestPathFor, manifestSchema, type Manifest } from '../../src/model/manifest.js';
+import { manifestPathFor, manifestSchema, unscoredRows, type Manifest } from '../../src/model/manifest.js';
 import { parseTable } from '../../src/offline/data/table.js';
 import { simulateCsv } from '../../src/offline/sim/record.js';
 import { DEFAULT_MODEL_COOLDOWN_MS, DEFAULT_MODEL_ROWS, DEFAULT_MODEL_SEED } from '../../src/offline/train/default-model.js';
@@ -19,7 +19,7 @@ export const DEFAULT_WARMUP_ROWS = DEFAULT_MANIFEST.baseline?.warmupRows ?? 0;
  * baseline (the default model) none while its first `baseline.warmupRows` readings are being learned.
  */
 export function scoredWindows(manifest: Pick<Manifest, 'window' | 'baseline'>, rows: number): number {
-  return Math.max(0, rows - Math.max(manifest.window - 1, manifest.baseline?.warmupRows ?? 0));
+  return Math.max(0, rows - unscoredRows(manifest));
 }
 
 /** Trains a one-channel model ("value") on a seeded sine with noise and writes it to a temp dir. */

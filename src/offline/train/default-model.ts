@@ -16,7 +16,7 @@ export const SIMULATOR_STUCK_MULTIPLIER = 300;
  * The default model: the default family's preset (baseline-tests) trained as `sentinel train` would on the
  * recorded simulator data, with the stuck test on (SKAB's quantised channels need it off; the simulator's do not).
  */
-export function buildDefaultModel(): TrainedModel {
+export function buildDefaultModel(options: { family?: 'window-pca-t2q' } = {}): TrainedModel {
   const csv = simulateCsv({ seed: DEFAULT_MODEL_SEED, rows: DEFAULT_MODEL_ROWS });
   const source = `simulator seed=${DEFAULT_MODEL_SEED} rows=${DEFAULT_MODEL_ROWS}`;
   const table = parseTable(Buffer.from(csv, 'utf8'), source);
@@ -29,7 +29,8 @@ export function buildDefaultModel(): TrainedModel {
     source,
     createdAt,
     cooldownMs: DEFAULT_MODEL_COOLDOWN_MS,
-    detector: { stuckMultiplier: SIMULATOR_STUCK_MULTIPLIER },
+    // `family`: the same data in the previous default family (the bench's cost baseline, tests of that family).
+    detector: options.family === undefined ? { stuckMultiplier: SIMULATOR_STUCK_MULTIPLIER } : { family: options.family },
   });
 }
 
