@@ -4,12 +4,13 @@
  * reaching a subscriber, and after the daemon restarts on the same port the page reconnects by itself,
  * shows the new process, and again shows its next alert within a second.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, haveChromium, shows, type PageGlobal } from '../support/browser.js';
 import { stringify } from 'yaml';
 import { alertSchema } from '../../src/alert/alert.js';
 import { PumpSimulator } from '../../src/offline/sim/pump.js';
@@ -19,18 +20,7 @@ import { startCli, type CliProcess } from '../support/cli.js';
 import { DEFAULT_WARMUP_ROWS } from '../support/model.js';
 import { freePort } from '../support/proc.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 
-/** The page's DOM, as the function run in the browser sees it (this project compiles without the DOM lib). */
-type PageGlobal = { document: { getElementById(id: string): { textContent: string | null } | null } };
-
-const shows = (page: Page, id: string, text: string, timeout = 5_000) =>
-  page.waitForFunction(
-    ([el, want]) => ((globalThis as unknown as PageGlobal).document.getElementById(el as string)?.textContent ?? '').includes(want as string),
-    [id, text],
-    { polling: 'raf', timeout },
-  );
 
 async function startDaemon(configPath: string): Promise<CliProcess> {
   const cli = startCli(['run', '--config', configPath]);

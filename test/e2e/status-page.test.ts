@@ -3,18 +3,17 @@
  * ProbeServer + StatusPage fed by the real TopStreams/OpenAlerts/buildStatusSnapshot from a fake node.
  * Set STATUS_PAGE_SCREENSHOT=docs/status-page.png to refresh the README's screenshot.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, haveChromium, shows } from '../support/browser.js';
 import { sampleAlert } from '../support/alert.js';
 import { SentinelMetrics } from '../../src/observe/metrics.js';
 import { ProbeServer } from '../../src/observe/probe-server.js';
 import { buildStatusSnapshot, OpenAlerts, StatusPage, TopStreams, type StatusInputs } from '../../src/observe/status-page.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.warn(`status page browser test skipped: no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
 
 const INTERVAL_MS = 500;
@@ -104,15 +103,6 @@ async function serve(node: FakeNode, port: number): Promise<ProbeServer> {
   return server;
 }
 
-/** The page's DOM, as the function run in the browser sees it (this project compiles without the DOM lib). */
-type PageGlobal = { document: { getElementById(id: string): { textContent: string | null } | null } };
-
-const shows = (page: Page, id: string, text: string, timeout = 5_000) =>
-  page.waitForFunction(
-    ([el, want]) => ((globalThis as unknown as PageGlobal).document.getElementById(el as string)?.textContent ?? '').includes(want as string),
-    [id, text],
-    { polling: 'raf', timeout },
-  );
 
 describe.skipIf(!haveChromium)('status page in a headless browser', () => {
   let browser: Browser;

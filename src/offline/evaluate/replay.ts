@@ -8,6 +8,7 @@ import { MicroBatcher } from '../../batch/micro-batcher.js';
 import { channelColumn, type Table } from '../data/table.js';
 import { DecisionStage } from '../../decide/decision-stage.js';
 import type { Reading } from '../../ingest/reading.js';
+import type { Manifest } from '../../model/manifest.js';
 import type { LoadModelOptions, Scorer } from '../../model/scorer.js';
 import { WindowStore } from '../../window/window-store.js';
 
@@ -32,14 +33,12 @@ const REPLAY_STREAM = 'replay';
 /** Batches go when full or when the run before them ends, never by a timer (setTimeout's longest delay). */
 const NO_DELAY_LIMIT = 2_147_483_647;
 
-export async function replayTable(scorer: Scorer, table: Table, options: ReplayOptions = {}): Promise<ReplayResult> {
-  const { manifest } = scorer;
-  if (manifest.baseline !== undefined) return replayInStep(scorer, table);
+/** The model's channels from the table, and a one-stream window store as the daemon's pipeline makes it. */
+function replayStore(manifest: Manifest, table: Table): { columns: Float64Array[]; channels: number; windows: WindowStore } {
   const columns = manifest.channels.map((name) => channelColumn(table, name));
-  const channels = columns.length;
   const windows = new WindowStore({
     window: manifest.window,
-    channels,
+    channels: columns.length,
     maxStreams: 1,
     // Replay has no wall clock: staleness and eviction are the daemon's, driven by silence in real time.
     staleAfterMs: Number.POSITIVE_INFINITY,
@@ -47,6 +46,13 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
     normalization: manifest.normalization,
     baseline: manifest.baseline,
   });
+  return { columns, channels: columns.length, windows };
+}
+
+export async function replayTable(scorer: Scorer, table: Table, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const { manifest } = scorer;
+  if (manifest.baseline !== undefined) return replayInStep(scorer, table);
+  const { columns, channels, windows } = replayStore(manifest, table);
   const scores = new Float32Array(table.rows).fill(Number.NaN);
   // Per row: 0 no window decided there, 1 decided and left closed, 2 decided and left raised.
   const decided = new Uint8Array(table.rows);
@@ -131,17 +137,7 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
  */
 async function replayInStep(scorer: Scorer, table: Table): Promise<ReplayResult> {
   const { manifest } = scorer;
-  const columns = manifest.channels.map((name) => channelColumn(table, name));
-  const channels = columns.length;
-  const windows = new WindowStore({
-    window: manifest.window,
-    channels,
-    maxStreams: 1,
-    staleAfterMs: Number.POSITIVE_INFINITY,
-    idleTtlMs: Number.POSITIVE_INFINITY,
-    normalization: manifest.normalization,
-    baseline: manifest.baseline,
-  });
+  const { columns, channels, windows } = replayStore(manifest, table);
   const scores = new Float32Array(table.rows).fill(Number.NaN);
   const anomaly = new Uint8Array(table.rows);
   let failure: Error | null = null;
