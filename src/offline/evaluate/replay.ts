@@ -33,6 +33,24 @@ const REPLAY_STREAM = 'replay';
 /** Batches go when full or when the run before them ends, never by a timer (setTimeout's longest delay). */
 const NO_DELAY_LIMIT = 2_147_483_647;
 
+/** The decision stage as the daemon's pipeline wires it: an open alert holds the stream's baseline. */
+function replayDecisions(
+  manifest: Manifest,
+  windows: WindowStore,
+  hooks: { onError(err: Error): void; onDecided(index: number, score: number, raised: boolean): void },
+): DecisionStage {
+  return new DecisionStage(
+    manifest,
+    { nodeName: 'replay', topChannels: 0 },
+    {
+      onAlert: (alert) => windows.holdBaseline(alert.streamId, alert.type === 'raised'),
+      onSaturated: () => {},
+      onError: (err) => hooks.onError(err instanceof Error ? err : new Error(String(err))),
+      onDecided: hooks.onDecided,
+    },
+  );
+}
+
 /** The model's channels from the table, and a one-stream window store as the daemon's pipeline makes it. */
 function replayStore(manifest: Manifest, table: Table): { columns: Float64Array[]; channels: number; windows: WindowStore } {
   const columns = manifest.channels.map((name) => channelColumn(table, name));
@@ -62,21 +80,14 @@ export async function replayTable(scorer: Scorer, table: Table, options: ReplayO
   let failure: Error | null = null;
   let batchStart = 0;
 
-  const decisions = new DecisionStage(
-    manifest,
-    { nodeName: 'replay', topChannels: 0 },
-    {
-      // As the daemon's pipeline does: an open alert holds the stream's baseline.
-      onAlert: (alert) => windows.holdBaseline(alert.streamId, alert.type === 'raised'),
-      onSaturated: () => {},
-      onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
-      onDecided: (index, score, raised) => {
-        const row = pendingRows[batchStart + index] as number;
-        scores[row] = score;
-        decided[row] = raised ? 2 : 1;
-      },
+  const decisions = replayDecisions(manifest, windows, {
+    onError: (err) => (failure ??= err),
+    onDecided: (index, score, raised) => {
+      const row = pendingRows[batchStart + index] as number;
+      scores[row] = score;
+      decided[row] = raised ? 2 : 1;
     },
-  );
+  });
   let capacity: (() => void) | null = null;
   const batcher = new MicroBatcher(
     scorer,
@@ -143,20 +154,13 @@ async function replayInStep(scorer: Scorer, table: Table): Promise<ReplayResult>
   let failure: Error | null = null;
   let row = 0;
   let raised = 0;
-  const decisions = new DecisionStage(
-    manifest,
-    { nodeName: 'replay', topChannels: 0 },
-    {
-      // As the daemon's pipeline does: an open alert holds the stream's baseline.
-      onAlert: (alert) => windows.holdBaseline(alert.streamId, alert.type === 'raised'),
-      onSaturated: () => {},
-      onError: (err) => (failure ??= err instanceof Error ? err : new Error(String(err))),
-      onDecided: (_index, score, open) => {
-        scores[row] = score;
-        raised = open ? 1 : 0;
-      },
+  const decisions = replayDecisions(manifest, windows, {
+    onError: (err) => (failure ??= err),
+    onDecided: (_index, score, open) => {
+      scores[row] = score;
+      raised = open ? 1 : 0;
     },
-  );
+  });
   const batcher = new MicroBatcher(
     scorer,
     windows,
